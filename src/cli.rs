@@ -1,0 +1,348 @@
+//! The command line: clap derive, where each doc comment is the help text, plus the value parsers
+//! that turn strings into typed values (durations, sizes, headers, `--resolve` pins) up front, so a
+//! bad value is a usage error (exit 2) before any request is sent.
+//!
+//! Conventions: every flag has a `long`; the common ones also have the one-letter `short` that curl
+//! or wget users expect (`-H`, `-A`, `-k`, `-o`, `-q`); `value_name` says what kind of value it takes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::TypedValueParser;
+use clap::{Parser, ValueEnum};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::{
+    Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_REDIRECTS, DEFAULT_PER_HOST, DEFAULT_RETRIES,
+    DEFAULT_TRUNCATE, FetchOptions, Format, InputSource, OutputOptions, ResolvePin,
+};
+
+/// Fetch a list of URLs concurrently and print, for each, its status, time, size, title and the
+/// start of its text.
+///
+/// URLs are read one per line from FILEs (in order) or from standard input; blank lines and lines
+/// starting with '#' are skipped, and a bare host such as example.com/path is taken as https://.
+#[derive(Debug, Parser)]
+#[command(name = "scrape", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Files with one URL per line; '-' (or no FILE, with input piped in) reads standard input. An
+    /// http:// or https:// URL that is not a file name is fetched as it is.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Requests in flight at once, over all hosts.
+    #[arg(short = 'c', long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
+    pub concurrency: usize,
+
+    /// Requests in flight at once to one host (host name and port).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PER_HOST,
+          value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| n as usize))]
+    pub per_host: usize,
+
+    /// Limit on each attempt as a whole (connect, headers and body): 500ms, 2s, 1m, or seconds.
+    #[arg(short = 't', long, value_name = "DURATION", default_value = "10s",
+          value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Limit on establishing a connection (TCP and TLS).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Extra attempts after a connect error, a timeout, or a 429/502/503/504 answer.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES)]
+    pub retries: u32,
+
+    /// Redirects followed before giving up.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REDIRECTS)]
+    pub max_redirects: usize,
+
+    /// Body bytes read per page, after decompression (512KiB, 1MB, 10MiB or bytes); past it the
+    /// page is marked truncated.
+    #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = parse_size)]
+    pub max_bytes: u64,
+
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+
+    /// User-Agent header.
+    #[arg(short = 'A', long, value_name = "STRING",
+          default_value = concat!("scrape/", env!("CARGO_PKG_VERSION")))]
+    pub user_agent: String,
+
+    /// Pin HOST to ADDR instead of asking DNS, as curl's --resolve (repeatable).
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = parse_resolve)]
+    pub resolve: Vec<ResolvePin>,
+
+    /// Send every request through this proxy (http://, https:// or socks5://). Without it, the
+    /// HTTP_PROXY, HTTPS_PROXY and NO_PROXY variables apply.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Accept invalid TLS certificates (self-signed, expired, wrong host).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
+    /// Extra trusted CA certificates, PEM.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Output format on stdout.
+    #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+
+    /// Characters of page text shown as the preview (0: no preview).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TRUNCATE)]
+    pub truncate: usize,
+
+    /// No progress bar on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Print only failures; no progress bar and no summary.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// One line per URL: status, time, size, URL, title, preview.
+    Text,
+    /// One JSON object per line, with stable field names.
+    Jsonl,
+}
+
+impl From<FormatArg> for Format {
+    fn from(arg: FormatArg) -> Self {
+        match arg {
+            FormatArg::Text => Format::Text,
+            FormatArg::Jsonl => Format::Jsonl,
+        }
+    }
+}
+
+impl Cli {
+    /// The validated run settings. `stdin_is_terminal` decides what no FILE means: read piped
+    /// input, or tell the user what is missing instead of waiting on the keyboard.
+    pub fn into_config(self, stdin_is_terminal: bool) -> Result<Config, String> {
+        let inputs = if self.files.is_empty() {
+            if stdin_is_terminal {
+                return Err("no input: give a FILE of URLs, or pipe URLs on standard input".into());
+            }
+            vec![InputSource::Stdin]
+        } else {
+            self.files
+                .into_iter()
+                .map(|path| match path.to_str() {
+                    Some("-") => InputSource::Stdin,
+                    Some(text) if is_url_argument(text) && !path.exists() => {
+                        InputSource::Url(text.to_string())
+                    }
+                    _ => InputSource::File(path),
+                })
+                .collect()
+        };
+        let headers: HeaderMap = self.headers.into_iter().collect();
+        Ok(Config {
+            inputs,
+            fetch: FetchOptions {
+                concurrency: self.concurrency,
+                per_host: self.per_host.min(self.concurrency),
+                timeout: self.timeout,
+                connect_timeout: self.connect_timeout,
+                retries: self.retries,
+                max_redirects: self.max_redirects,
+                max_bytes: self.max_bytes,
+                headers,
+                user_agent: self.user_agent,
+                resolve: self.resolve,
+                proxy: self.proxy,
+                insecure: self.insecure,
+                cacert: self.cacert,
+                preview_chars: self.truncate,
+            },
+            output: OutputOptions {
+                format: self.format.into(),
+                quiet: self.quiet,
+                progress: !self.no_progress && !self.quiet,
+            },
+        })
+    }
+}
+
+fn is_url_argument(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// `500ms`, `2s`, `1m30s` (humantime), or a bare number of seconds as curl takes it (`2`, `0.5`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let duration = match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("'{text}' is too long a duration"))?,
+        Ok(_) => return Err(format!("'{text}' is not a duration")),
+        Err(_) => humantime::parse_duration(text).map_err(|e| format!("'{text}': {e}"))?,
+    };
+    if duration.is_zero() {
+        return Err("a duration must be more than zero".into());
+    }
+    Ok(duration)
+}
+
+/// `10MiB`, `512KiB`, `1MB`, `1 kb` or plain bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("'{text}' is not a size: {e}"))?;
+    if size.as_u64() == 0 {
+        return Err("a size must be more than zero".into());
+    }
+    Ok(size.as_u64())
+}
+
+/// `Name: value`.
+fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("'{text}' is not 'Name: value'"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("'{}' is not a valid header name", name.trim()))?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        format!("the value of header '{name}' has characters a header cannot carry")
+    })?;
+    Ok((name, value))
+}
+
+/// `HOST:PORT:ADDR`, where ADDR is an IPv4 or IPv6 address (brackets optional).
+fn parse_resolve(text: &str) -> Result<ResolvePin, String> {
+    let bad = || format!("'{text}' is not HOST:PORT:ADDR");
+    let (host, rest) = text.split_once(':').ok_or_else(bad)?;
+    let (port, addr) = rest.split_once(':').ok_or_else(bad)?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' is not a port"))?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("'{addr}' is not an IP address"))?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(ResolvePin {
+        host: host.to_ascii_lowercase(),
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT};
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("scrape").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_library_constants() {
+        let cli = parse(&["urls.txt"]).expect("parses");
+        assert_eq!(cli.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(cli.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(cli.max_bytes, DEFAULT_MAX_BYTES);
+        assert_eq!(cli.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(
+            cli.user_agent,
+            format!("scrape/{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn durations_take_humantime_or_bare_seconds() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("10MiB"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn headers_are_name_colon_value() {
+        let (name, value) = parse_header("X-Token:  abc ").expect("valid");
+        assert_eq!(name.as_str(), "x-token");
+        assert_eq!(value, "abc");
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+    }
+
+    #[test]
+    fn resolve_takes_ipv4_and_ipv6() {
+        let pin = parse_resolve("Example.com:443:127.0.0.1").expect("valid");
+        assert_eq!(pin.host, "example.com");
+        assert_eq!(pin.addr, "127.0.0.1:443".parse().expect("addr"));
+        let pin = parse_resolve("example.com:80:[::1]").expect("valid");
+        assert_eq!(pin.addr, "[::1]:80".parse().expect("addr"));
+        let pin = parse_resolve("example.com:80:::1").expect("valid");
+        assert_eq!(pin.addr, "[::1]:80".parse().expect("addr"));
+        assert!(parse_resolve("example.com:x:127.0.0.1").is_err());
+        assert!(parse_resolve("example.com:80:nowhere").is_err());
+    }
+
+    #[test]
+    fn usage_errors_are_reported_by_clap() {
+        assert!(parse(&["--concurrency", "0", "f"]).is_err());
+        assert!(parse(&["--timeout", "fast", "f"]).is_err());
+        assert!(parse(&["--format", "yaml", "f"]).is_err());
+        assert!(parse(&["--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn no_file_reads_piped_stdin_but_not_a_terminal() {
+        let config = parse(&[]).expect("parses").into_config(false).expect("ok");
+        assert_eq!(config.inputs, vec![InputSource::Stdin]);
+        assert!(parse(&[]).expect("parses").into_config(true).is_err());
+        let config = parse(&["a.txt", "-", "HTTPS://example.com/x"])
+            .expect("parses")
+            .into_config(true)
+            .expect("ok");
+        assert_eq!(
+            config.inputs,
+            vec![
+                InputSource::File("a.txt".into()),
+                InputSource::Stdin,
+                InputSource::Url("HTTPS://example.com/x".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn quiet_hides_progress() {
+        let config = parse(&["-q", "f"])
+            .expect("parses")
+            .into_config(true)
+            .expect("ok");
+        assert!(config.output.quiet && !config.output.progress);
+    }
+}

@@ -1,0 +1,85 @@
+//! `Config`: the validated settings of one run, built from the command line before any request.
+//!
+//! Nothing below this module sees clap: the fetcher, the input reader and the writers take plain
+//! structs. Defaults live here as constants so that the help text and the library cannot disagree.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+
+pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_PER_HOST: usize = 8;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_RETRIES: u32 = 2;
+pub const DEFAULT_MAX_REDIRECTS: usize = 10;
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_TRUNCATE: usize = 100;
+
+/// Where URLs are read from, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    File(PathBuf),
+    Stdin,
+    /// A URL given on the command line instead of a file (`scrape https://example.com/`).
+    Url(String),
+}
+
+/// A `--resolve HOST:PORT:ADDR` pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvePin {
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+/// How requests are made.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Requests in flight overall.
+    pub concurrency: usize,
+    /// Requests in flight to one host (host and port).
+    pub per_host: usize,
+    /// Limit on one whole attempt: connect, headers and body.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Extra attempts after a transient failure.
+    pub retries: u32,
+    pub max_redirects: usize,
+    /// Body bytes kept, after decompression; reading stops past it.
+    pub max_bytes: u64,
+    pub headers: HeaderMap,
+    pub user_agent: String,
+    pub resolve: Vec<ResolvePin>,
+    pub proxy: Option<String>,
+    pub insecure: bool,
+    pub cacert: Option<PathBuf>,
+    /// Characters of page text to keep for the preview (0: none).
+    pub preview_chars: usize,
+}
+
+/// The stdout formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Jsonl,
+}
+
+/// What is shown, and where.
+#[derive(Debug, Clone)]
+pub struct OutputOptions {
+    pub format: Format,
+    /// Only failures on stdout; no progress bar and no summary.
+    pub quiet: bool,
+    /// The progress bar is allowed (it still needs stderr to be a terminal).
+    pub progress: bool,
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub inputs: Vec<InputSource>,
+    pub fetch: FetchOptions,
+    pub output: OutputOptions,
+}

@@ -1,0 +1,114 @@
+//! The errors a user reads: each `Display` is one line in the user's words, with the thing it names.
+//!
+//! These are data, not control flow: a failed fetch or a bad input line becomes a `Record` carrying
+//! one of these values, and the run goes on. `anyhow` is used only at the edges (start-up, files).
+
+use std::time::Duration;
+
+use humantime::format_duration;
+
+/// Why fetching a URL did not produce a response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("timed out after {}", format_duration(*.0))]
+    Timeout(Duration),
+    #[error("connect timed out after {}", format_duration(*.0))]
+    ConnectTimeout(Duration),
+    #[error("connection refused")]
+    ConnectionRefused,
+    #[error("connection reset by peer")]
+    ConnectionReset,
+    #[error("connection closed before the response was complete")]
+    ConnectionClosed,
+    #[error("dns lookup failed for {0}")]
+    Dns(String),
+    #[error("too many redirects ({0})")]
+    TooManyRedirects(usize),
+    #[error("redirect loop: {0} was already visited")]
+    RedirectLoop(String),
+    #[error("redirect to unsupported URL {0}")]
+    BadRedirect(String),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl FetchError {
+    /// Transient failures that another attempt may cure: the network, not the request, was at fault.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Timeout(_)
+                | FetchError::ConnectTimeout(_)
+                | FetchError::ConnectionRefused
+                | FetchError::ConnectionReset
+                | FetchError::ConnectionClosed
+        )
+    }
+
+    /// A short, stable name for the kind of failure, used to group failures in the summary.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::Timeout(_) | FetchError::ConnectTimeout(_) => "timeout",
+            FetchError::ConnectionRefused
+            | FetchError::ConnectionReset
+            | FetchError::ConnectionClosed => "connection",
+            FetchError::Dns(_) => "dns",
+            FetchError::TooManyRedirects(_)
+            | FetchError::RedirectLoop(_)
+            | FetchError::BadRedirect(_) => "redirect",
+            FetchError::Tls(_) => "tls",
+            FetchError::Other(_) => "other",
+        }
+    }
+}
+
+/// Why a line of the URL list is not a URL scrape can fetch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("unsupported scheme '{0}' (only http and https)")]
+    UnsupportedScheme(String),
+    #[error("whitespace inside a URL")]
+    Whitespace,
+    #[error("not valid UTF-8")]
+    InvalidUtf8,
+    #[error("line longer than {0} bytes")]
+    TooLong(usize),
+    #[error("not a URL: {0}")]
+    NotAUrl(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_words() {
+        assert_eq!(
+            FetchError::Timeout(Duration::from_secs(2)).to_string(),
+            "timed out after 2s"
+        );
+        assert_eq!(
+            FetchError::Timeout(Duration::from_millis(500)).to_string(),
+            "timed out after 500ms"
+        );
+        assert_eq!(
+            FetchError::TooManyRedirects(10).to_string(),
+            "too many redirects (10)"
+        );
+        assert_eq!(
+            FetchError::Dns("example.invalid".into()).to_string(),
+            "dns lookup failed for example.invalid"
+        );
+    }
+
+    #[test]
+    fn only_network_failures_are_transient() {
+        assert!(FetchError::ConnectionRefused.is_transient());
+        assert!(FetchError::Timeout(Duration::from_secs(1)).is_transient());
+        assert!(!FetchError::Dns("x".into()).is_transient());
+        assert!(!FetchError::TooManyRedirects(3).is_transient());
+        assert!(!FetchError::Tls("bad certificate".into()).is_transient());
+    }
+}

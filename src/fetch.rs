@@ -1,0 +1,403 @@
+//! Fetching: the shared HTTP client, the global and per-host limits, and the attempt loop (timeouts,
+//! retries, redirects, the `--max-bytes` streaming read). A URL goes in, a `Record` comes out; a
+//! failure is a value in the record, never an error that ends the run.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Client, Response, redirect};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::config::FetchOptions;
+use crate::error::FetchError;
+use crate::extract::Scanner;
+use crate::input::Job;
+use crate::record::{Outcome, Page, Record};
+use crate::retry;
+
+/// Everything the fetch futures share: one client (one connection pool) and the limits.
+pub struct Fetcher {
+    client: Client,
+    global: Arc<Semaphore>,
+    hosts: HostLimits,
+    timeout: Duration,
+    connect_timeout: Duration,
+    retries: u32,
+    max_bytes: u64,
+    preview_chars: usize,
+}
+
+/// What one attempt came to, when it did not fail outright.
+enum Step {
+    Done(Page),
+    /// A 429/502/503/504 answer with retries left; the wait the server asked for, if any.
+    Retry(Option<Duration>),
+}
+
+impl Fetcher {
+    pub fn new(options: &FetchOptions) -> anyhow::Result<Self> {
+        let mut builder = Client::builder()
+            .user_agent(options.user_agent.clone())
+            .default_headers(options.headers.clone())
+            .connect_timeout(options.connect_timeout)
+            .redirect(redirect_policy(options.max_redirects))
+            .dns_resolver(Arc::new(SystemResolver))
+            .tls_danger_accept_invalid_certs(options.insecure)
+            .pool_idle_timeout(Duration::from_secs(30));
+        for pin in &options.resolve {
+            builder = builder.resolve(&pin.host, pin.addr);
+        }
+        if let Some(proxy) = &options.proxy {
+            let proxy = reqwest::Proxy::all(proxy.as_str())
+                .with_context(|| format!("invalid --proxy URL {proxy}"))?;
+            builder = builder.proxy(proxy);
+        }
+        if let Some(path) = &options.cacert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read --cacert {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|certs| !certs.is_empty())
+                .with_context(|| format!("no PEM certificate in {}", path.display()))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder.build().context("cannot set up the HTTP client")?;
+        Ok(Fetcher {
+            client,
+            global: Arc::new(Semaphore::new(options.concurrency)),
+            hosts: HostLimits::new(options.per_host),
+            timeout: options.timeout,
+            connect_timeout: options.connect_timeout,
+            retries: options.retries,
+            max_bytes: options.max_bytes,
+            preview_chars: options.preview_chars,
+        })
+    }
+
+    /// Fetches one URL, with retries, and reports how it went.
+    pub async fn fetch(&self, job: Job) -> Record {
+        let start = Instant::now();
+        let host = host_key(&job.url);
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
+            let retries_left = attempts <= self.retries;
+            let step = {
+                let _permits = self.permits(&host).await;
+                tokio::time::timeout(self.timeout, self.attempt(&job.url, retries_left))
+                    .await
+                    .unwrap_or(Err(FetchError::Timeout(self.timeout)))
+            };
+            // Permits are released while waiting, so a backoff never holds a slot.
+            let wait = match step {
+                Ok(Step::Done(page)) => break Outcome::Page(page),
+                Ok(Step::Retry(asked)) => {
+                    asked.unwrap_or_else(|| retry::backoff(attempts, fastrand::f64()))
+                }
+                Err(error) if retries_left && error.is_transient() => {
+                    retry::backoff(attempts, fastrand::f64())
+                }
+                Err(error) => break Outcome::Failed(error),
+            };
+            tokio::time::sleep(wait).await;
+        };
+        Record {
+            url: job.url.into(),
+            source: job.source,
+            elapsed: start.elapsed(),
+            attempts,
+            outcome,
+        }
+    }
+
+    /// The per-host permit first, then a global one: a host at its limit waits without holding one
+    /// of the global slots, so one slow host never blocks the others.
+    async fn permits<'a>(&'a self, host: &'a str) -> (HostPermit<'a>, OwnedSemaphorePermit) {
+        let host_permit = self.hosts.acquire(host).await;
+        let global = Arc::clone(&self.global)
+            .acquire_owned()
+            .await
+            .expect("the global semaphore is never closed");
+        (host_permit, global)
+    }
+
+    async fn attempt(&self, url: &Url, retries_left: bool) -> Result<Step, FetchError> {
+        let response = self
+            .client
+            .get(url.as_str())
+            .send()
+            .await
+            .map_err(|e| self.classify(&e))?;
+        let status = response.status().as_u16();
+        if retries_left && retry::is_retryable_status(status) {
+            let asked = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+            return Ok(Step::Retry(asked));
+        }
+        self.read_page(response).await.map(Step::Done)
+    }
+
+    /// Streams the body through the title/preview pass, counting bytes and stopping at
+    /// `--max-bytes`; nothing of the body is kept.
+    async fn read_page(&self, mut response: Response) -> Result<Page, FetchError> {
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut page = Page {
+            final_url: response.url().to_string(),
+            status: response.status().as_u16(),
+            ..Page::default()
+        };
+        let mut scanner = Scanner::new(content_type.as_deref(), self.preview_chars);
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e))? {
+            let room = self.max_bytes - page.bytes;
+            let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            if scanner.wants_more() {
+                scanner.feed(&chunk[..take]);
+            }
+            page.bytes += take as u64;
+            if take < chunk.len() {
+                page.truncated = true;
+                break;
+            }
+        }
+        let extracted = scanner.finish();
+        page.content_type = content_type;
+        page.title = extracted.title;
+        page.content = extracted.content;
+        page.binary = extracted.binary;
+        Ok(page)
+    }
+
+    /// Names a client error in the user's words, from the most specific cause in its chain.
+    fn classify(&self, error: &reqwest::Error) -> FetchError {
+        let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+        let mut innermost = error.to_string();
+        while let Some(current) = cause {
+            if let Some(dns) = current.downcast_ref::<DnsError>() {
+                return FetchError::Dns(dns.host.clone());
+            }
+            if let Some(redirect) = current.downcast_ref::<RedirectError>() {
+                return redirect.0.clone();
+            }
+            if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+                return FetchError::Tls(describe_tls(tls));
+            }
+            innermost = current.to_string();
+            cause = current.source();
+            if let Some(io) = current.downcast_ref::<io::Error>() {
+                match io.kind() {
+                    io::ErrorKind::ConnectionRefused => return FetchError::ConnectionRefused,
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                        return FetchError::ConnectionReset;
+                    }
+                    io::ErrorKind::UnexpectedEof => return FetchError::ConnectionClosed,
+                    _ => {}
+                }
+                // An io::Error's `source()` skips the error it wraps (TLS errors arrive that way).
+                if let Some(inner) = io.get_ref() {
+                    cause = Some(inner);
+                }
+            }
+        }
+        if error.is_connect() && error.is_timeout() {
+            return FetchError::ConnectTimeout(self.connect_timeout);
+        }
+        if error.is_timeout() {
+            return FetchError::Timeout(self.timeout);
+        }
+        if innermost.contains("connection closed before message completed") {
+            return FetchError::ConnectionClosed;
+        }
+        FetchError::Other(innermost)
+    }
+}
+
+/// A TLS failure in words: what is wrong with the certificate, when that is the problem.
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::CertificateError as Cert;
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            Cert::Expired | Cert::ExpiredContext { .. } => "certificate expired".into(),
+            Cert::NotValidYet | Cert::NotValidYetContext { .. } => {
+                "certificate not valid yet".into()
+            }
+            Cert::UnknownIssuer => "certificate signed by an unknown issuer (self-signed?)".into(),
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. } => {
+                "certificate is for another host name".into()
+            }
+            Cert::Revoked => "certificate revoked".into(),
+            other => format!("invalid certificate: {other}"),
+        },
+        rustls::Error::InvalidMessage(_) => {
+            "the server did not answer in TLS (plain HTTP on an https:// URL?)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The key of the per-host limit: host and port, so two servers on one machine are two hosts.
+fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
+    )
+}
+
+/// Follows up to `max` redirects to http(s) URLs, and names a loop as such.
+fn redirect_policy(max: usize) -> redirect::Policy {
+    redirect::Policy::custom(move |attempt| {
+        let next = attempt.url();
+        if !matches!(next.scheme(), "http" | "https") {
+            let error = FetchError::BadRedirect(next.to_string());
+            return attempt.error(RedirectError(error));
+        }
+        if attempt.previous().contains(next) {
+            let error = FetchError::RedirectLoop(next.to_string());
+            return attempt.error(RedirectError(error));
+        }
+        // `previous` starts with the requested URL, which is not a redirect.
+        if attempt.previous().len() > max {
+            return attempt.error(RedirectError(FetchError::TooManyRedirects(max)));
+        }
+        attempt.follow()
+    })
+}
+
+/// Carries a redirect failure through reqwest's error chain to `classify`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RedirectError(FetchError);
+
+/// A failed name lookup, carried through reqwest's error chain to `classify`.
+#[derive(Debug, thiserror::Error)]
+#[error("dns lookup failed for {host}: {source}")]
+struct DnsError {
+    host: String,
+    source: io::Error,
+}
+
+/// The system resolver (getaddrinfo on the blocking pool), with failures that name the host.
+struct SystemResolver;
+
+impl reqwest::dns::Resolve for SystemResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            match tokio::net::lookup_host((host.clone(), 0)).await {
+                Ok(addrs) => {
+                    let addrs: reqwest::dns::Addrs =
+                        Box::new(addrs.collect::<Vec<_>>().into_iter());
+                    Ok(addrs)
+                }
+                Err(source) => Err(Box::new(DnsError { host, source }) as _),
+            }
+        })
+    }
+}
+
+/// One semaphore per host with requests in flight or waiting; a host's entry is removed when its
+/// last request ends, so the map's size follows the concurrency, not the length of the list.
+struct HostLimits {
+    per_host: usize,
+    map: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+struct HostPermit<'a> {
+    limits: &'a HostLimits,
+    host: &'a str,
+    semaphore: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl HostLimits {
+    fn new(per_host: usize) -> Self {
+        HostLimits {
+            per_host,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn acquire<'a>(&'a self, host: &'a str) -> HostPermit<'a> {
+        let semaphore = {
+            let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+            let entry = map
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)));
+            Arc::clone(entry)
+        };
+        let permit = Arc::clone(&semaphore)
+            .acquire_owned()
+            .await
+            .expect("host semaphores are never closed");
+        HostPermit {
+            limits: self,
+            host,
+            semaphore,
+            permit: Some(permit),
+        }
+    }
+}
+
+impl Drop for HostPermit<'_> {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut map = self
+            .limits
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Two references left (the map's and ours) means nobody else holds or waits for this host.
+        if Arc::strong_count(&self.semaphore) == 2 {
+            map.remove(self.host);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_keys_include_the_port() {
+        let key = |u: &str| host_key(&Url::parse(u).expect("url"));
+        assert_eq!(key("http://example.com/a"), "example.com:80");
+        assert_eq!(key("https://example.com/a"), "example.com:443");
+        assert_eq!(key("http://[::1]:8080/"), "[::1]:8080");
+    }
+
+    #[tokio::test]
+    async fn host_entries_go_away_with_their_last_request() {
+        let limits = HostLimits::new(2);
+        {
+            let _a = limits.acquire("a:80").await;
+            let _b = limits.acquire("a:80").await;
+            let _c = limits.acquire("b:80").await;
+            assert_eq!(limits.map.lock().expect("lock").len(), 2);
+        }
+        assert!(limits.map.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_host_never_exceeds_its_limit() {
+        let limits = HostLimits::new(1);
+        let first = limits.acquire("a:80").await;
+        let second = tokio::time::timeout(Duration::from_millis(50), limits.acquire("a:80")).await;
+        assert!(second.is_err(), "a second permit was granted");
+        let other = tokio::time::timeout(Duration::from_millis(50), limits.acquire("b:80")).await;
+        assert!(other.is_ok(), "another host was blocked");
+        drop(first);
+    }
+}

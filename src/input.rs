@@ -1,0 +1,361 @@
+//! Reads URL lists as a stream of entries: one thread reads the files (and standard input) line by
+//! line and sends each entry down a bounded channel, so fetching starts after the first line, reading
+//! waits when the fetchers are busy, and a list of a million lines is never held in memory.
+//!
+//! Each line is trimmed; blank lines and `#` comments are skipped; the rest is normalised to an
+//! absolute http(s) URL or reported as invalid with its `FILE:LINE`. Duplicates (after
+//! normalisation) are dropped using a set of 64-bit hashes, the only state that grows with the list.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::hash::{BuildHasherDefault, RandomState};
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use anyhow::Context;
+use nohash_hasher::NoHashHasher;
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::config::InputSource;
+use crate::error::InputError;
+use crate::record::Source;
+
+/// Lines longer than this are invalid entries (and are skipped without being held in memory).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Entries waiting between the reader and the fetchers.
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// A URL to fetch.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub url: Url,
+    pub source: Source,
+}
+
+/// One non-blank, non-comment line of input.
+#[derive(Debug)]
+pub enum Entry {
+    Fetch(Job),
+    /// Not a fetchable URL; `text` is the line as read (lossily decoded).
+    Invalid {
+        text: String,
+        source: Source,
+        error: InputError,
+    },
+    /// The same URL as an earlier line.
+    Duplicate,
+    /// Reading stopped part-way (an I/O error): the message names the file.
+    ReadFailed(String),
+}
+
+/// An input that has been opened.
+struct OpenInput {
+    name: Arc<str>,
+    reader: Box<dyn BufRead + Send>,
+}
+
+/// Opens every input now, so that a missing or unreadable file is a usage error before any request,
+/// then reads them in order on a thread of their own. The receiver yields entries until the inputs
+/// are exhausted; dropping it stops the reader.
+pub fn read(sources: &[InputSource]) -> anyhow::Result<mpsc::Receiver<Entry>> {
+    let mut inputs = Vec::with_capacity(sources.len());
+    for source in sources {
+        inputs.push(match source {
+            InputSource::Stdin => OpenInput {
+                name: Arc::from("-"),
+                reader: Box::new(BufReader::with_capacity(64 * 1024, io::stdin())),
+            },
+            InputSource::Url(url) => OpenInput {
+                name: Arc::from("(argument)"),
+                reader: Box::new(io::Cursor::new(url.clone().into_bytes())),
+            },
+            InputSource::File(path) => {
+                let file =
+                    File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+                if file.metadata().is_ok_and(|m| m.is_dir()) {
+                    anyhow::bail!("cannot read {}: it is a directory", path.display());
+                }
+                OpenInput {
+                    name: Arc::from(path.display().to_string()),
+                    reader: Box::new(BufReader::with_capacity(64 * 1024, file)),
+                }
+            }
+        });
+    }
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    std::thread::Builder::new()
+        .name("scrape-input".into())
+        .spawn(move || read_all(inputs, &tx))
+        .context("cannot start the input reader")?;
+    Ok(rx)
+}
+
+fn read_all(inputs: Vec<OpenInput>, tx: &mpsc::Sender<Entry>) {
+    let mut seen = SeenSet::default();
+    for mut input in inputs {
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            number += 1;
+            let entry = match read_line(&mut input.reader, &mut line) {
+                Ok(LineRead::Eof) => break,
+                Ok(LineRead::Line) => {
+                    let source = Source {
+                        file: Arc::clone(&input.name),
+                        line: number,
+                    };
+                    match parse_line(&line) {
+                        None => continue,
+                        Some(Ok(url)) if !seen.insert(&url) => Entry::Duplicate,
+                        Some(Ok(url)) => Entry::Fetch(Job { url, source }),
+                        Some(Err(error)) => Entry::Invalid {
+                            text: String::from_utf8_lossy(line.trim_ascii()).into_owned(),
+                            source,
+                            error,
+                        },
+                    }
+                }
+                Ok(LineRead::TooLong) => Entry::Invalid {
+                    text: String::from_utf8_lossy(&line[..80]).into_owned() + "…",
+                    source: Source {
+                        file: Arc::clone(&input.name),
+                        line: number,
+                    },
+                    error: InputError::TooLong(MAX_LINE_BYTES),
+                },
+                Err(error) => {
+                    let _ = tx.blocking_send(Entry::ReadFailed(format!(
+                        "cannot read {} at line {number}: {error}",
+                        input.name
+                    )));
+                    return;
+                }
+            };
+            if tx.blocking_send(entry).is_err() {
+                return; // the run stopped listening (Ctrl-C, closed stdout)
+            }
+        }
+    }
+}
+
+enum LineRead {
+    Line,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line (without its newline) into `line`, holding at most `MAX_LINE_BYTES` of it: the
+/// rest of an over-long line is read and discarded.
+fn read_line(reader: &mut dyn BufRead, line: &mut Vec<u8>) -> io::Result<LineRead> {
+    let read = (&mut *reader)
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', line)?;
+    if read == 0 {
+        return Ok(LineRead::Eof);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(LineRead::Line);
+    }
+    if line.len() <= MAX_LINE_BYTES {
+        return Ok(LineRead::Line); // the last line, without a newline
+    }
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(LineRead::TooLong);
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(LineRead::TooLong);
+            }
+            None => {
+                let len = buf.len();
+                reader.consume(len);
+            }
+        }
+    }
+}
+
+/// A line's meaning: `None` for a blank line or a `#` comment, else the URL or why it is not one.
+pub fn parse_line(raw: &[u8]) -> Option<Result<Url, InputError>> {
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => text.trim(),
+        Err(_) => return Some(Err(InputError::InvalidUtf8)),
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text).trim();
+    if text.is_empty() || text.starts_with('#') {
+        return None;
+    }
+    Some(normalize(text))
+}
+
+/// Schemes that take no `//host`: a line with one of these is never a bare host name.
+const OPAQUE_SCHEMES: &[&str] = &[
+    "mailto",
+    "javascript",
+    "data",
+    "tel",
+    "file",
+    "about",
+    "urn",
+];
+
+/// Turns one trimmed line into the URL to fetch: absolute http(s), fragment dropped (it is never sent),
+/// host lowercased and IDNA-encoded, default port and dot segments removed (by the `url` crate). A
+/// bare host such as `example.com/path` or `localhost:8080/` becomes https://.
+pub fn normalize(text: &str) -> Result<Url, InputError> {
+    if text.chars().any(char::is_whitespace) {
+        return Err(InputError::Whitespace);
+    }
+    let mut url = match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => url,
+        Ok(url) if text.contains("://") || OPAQUE_SCHEMES.contains(&url.scheme()) => {
+            return Err(InputError::UnsupportedScheme(url.scheme().to_string()));
+        }
+        // `localhost:8080/x` parses as scheme "localhost"; `example.com/x` does not parse at all.
+        _ => bare_host(text)?,
+    };
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(InputError::NotAUrl("no host".into()));
+    }
+    url.set_fragment(None);
+    Ok(url)
+}
+
+fn bare_host(text: &str) -> Result<Url, InputError> {
+    let url =
+        Url::parse(&format!("https://{text}")).map_err(|e| InputError::NotAUrl(e.to_string()))?;
+    let plausible = match url.host() {
+        Some(url::Host::Domain(domain)) => domain.contains('.') || domain == "localhost",
+        Some(_) => true, // an IP address
+        None => false,
+    };
+    if plausible {
+        Ok(url)
+    } else {
+        Err(InputError::NotAUrl(
+            "neither an http(s) URL nor a host name".into(),
+        ))
+    }
+}
+
+/// The URLs seen so far, as 64-bit keyed hashes: 8 bytes a URL instead of the URL itself. Two
+/// different URLs collide with a probability of about n²/2⁶⁵ (3·10⁻⁸ at a million URLs).
+#[derive(Default)]
+struct SeenSet {
+    hasher: RandomState,
+    hashes: HashSet<u64, BuildHasherDefault<NoHashHasher<u64>>>,
+}
+
+impl SeenSet {
+    /// True when the URL had not been seen before.
+    fn insert(&mut self, url: &Url) -> bool {
+        self.hashes.insert(self.hasher.hash_one(url.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> String {
+        normalize(text).expect(text).to_string()
+    }
+
+    #[test]
+    fn absolute_urls_are_normalised() {
+        assert_eq!(
+            url("HTTP://Example.COM:80/a/../b#frag"),
+            "http://example.com/b"
+        );
+        assert_eq!(url("https://example.com"), "https://example.com/");
+        assert_eq!(url("http://[::1]:8080/x"), "http://[::1]:8080/x");
+        assert_eq!(
+            url("http://127.0.0.1:3000/?q=1"),
+            "http://127.0.0.1:3000/?q=1"
+        );
+    }
+
+    #[test]
+    fn bare_hosts_become_https() {
+        assert_eq!(url("example.com/path"), "https://example.com/path");
+        assert_eq!(url("localhost:8080/x"), "https://localhost:8080/x");
+        assert_eq!(url("10.0.0.1/x"), "https://10.0.0.1/x");
+    }
+
+    #[test]
+    fn other_lines_are_invalid_with_a_reason() {
+        assert_eq!(
+            normalize("ftp://example.com/x"),
+            Err(InputError::UnsupportedScheme("ftp".into()))
+        );
+        assert_eq!(
+            normalize("mailto:me@example.com"),
+            Err(InputError::UnsupportedScheme("mailto".into()))
+        );
+        assert_eq!(
+            normalize("http://example.com/a b"),
+            Err(InputError::Whitespace)
+        );
+        assert!(matches!(normalize("garbage"), Err(InputError::NotAUrl(_))));
+        assert!(matches!(normalize("http://"), Err(InputError::NotAUrl(_))));
+        assert!(matches!(
+            normalize("http://exa mple"),
+            Err(InputError::Whitespace)
+        ));
+        assert!(matches!(
+            normalize("https://[::1"),
+            Err(InputError::NotAUrl(_))
+        ));
+    }
+
+    #[test]
+    fn blank_lines_and_comments_are_skipped() {
+        assert!(parse_line(b"").is_none());
+        assert!(parse_line(b"   \t").is_none());
+        assert!(parse_line(b"# a comment").is_none());
+        assert!(parse_line(b"  http://example.com/  \r").is_some_and(|r| r.is_ok()));
+        assert_eq!(
+            parse_line(b"http://\xff"),
+            Some(Err(InputError::InvalidUtf8))
+        );
+    }
+
+    #[test]
+    fn over_long_lines_are_skipped_without_losing_the_next() {
+        let mut data = vec![b'a'; MAX_LINE_BYTES * 3];
+        data.extend_from_slice(b"\nhttp://next/\n");
+        let mut reader = BufReader::with_capacity(1024, &data[..]);
+        let mut line = Vec::new();
+        assert!(matches!(
+            read_line(&mut reader, &mut line),
+            Ok(LineRead::TooLong)
+        ));
+        assert!(line.len() <= MAX_LINE_BYTES + 1);
+        line.clear();
+        assert!(matches!(
+            read_line(&mut reader, &mut line),
+            Ok(LineRead::Line)
+        ));
+        assert_eq!(line, b"http://next/");
+        line.clear();
+        assert!(matches!(
+            read_line(&mut reader, &mut line),
+            Ok(LineRead::Eof)
+        ));
+    }
+
+    #[test]
+    fn duplicates_are_found_after_normalisation() {
+        let mut seen = SeenSet::default();
+        assert!(seen.insert(&normalize("http://a.example/x#one").expect("url")));
+        assert!(!seen.insert(&normalize("HTTP://A.example:80/x#two").expect("url")));
+        assert!(seen.insert(&normalize("https://a.example/x").expect("url")));
+    }
+}

@@ -1,0 +1,26 @@
+//! scrape: a concurrent web scraper and site checker.
+//!
+//! A run is one stream pipeline: `input` reads the URL list lazily into jobs, `fetch` turns each job
+//! into a `Record` under global and per-host limits (with `extract` taking the title and preview in
+//! a streaming pass over the body), and one consumer in `run` writes each record out (`output`),
+//! ticks the `progress` bar and folds it into the `summary`, from which the `exit_code` is decided
+//! at the end. `cli` parses the command line into a `config::Config`; nothing else sees clap.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exit_code;
+pub mod extract;
+pub mod fetch;
+pub mod input;
+pub mod output;
+pub mod progress;
+pub mod record;
+pub mod retry;
+pub mod run;
+pub mod sanitize;
+pub mod summary;
+
+pub use cli::Cli;
+pub use exit_code::ExitCode;
+pub use run::run;

@@ -1,0 +1,331 @@
+//! The stdout formats. Each writer takes records one at a time and writes them to any `W: Write`
+//! (stdout in the binary, a `Vec<u8>` in tests); none of them computes anything about a result.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Style};
+use bytesize::ByteSize;
+use serde::Serialize;
+
+use crate::config::Format;
+use crate::record::{Outcome, Record};
+use crate::sanitize::clean;
+
+/// Writes records in one format.
+pub trait Sink {
+    fn write(&mut self, record: &Record) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// The writer for `format`. `color` adds ANSI styles (only meaningful for text on a terminal);
+/// `preview_chars` lets the text format mark a preview that was cut short.
+pub fn sink<W: Write + 'static>(
+    format: Format,
+    out: W,
+    color: bool,
+    preview_chars: usize,
+) -> Box<dyn Sink> {
+    match format {
+        Format::Text => Box::new(TextSink {
+            out,
+            color,
+            preview_chars,
+        }),
+        Format::Jsonl => Box::new(JsonlSink { out }),
+    }
+}
+
+/// The stable jsonl fields, shared by every structured format.
+#[derive(Debug, Serialize)]
+pub struct JsonRecord<'a> {
+    pub url: &'a str,
+    pub final_url: Option<&'a str>,
+    pub status: Option<u16>,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+    pub bytes: u64,
+    pub content_type: Option<&'a str>,
+    pub title: Option<&'a str>,
+    pub content: Option<&'a str>,
+    pub truncated: bool,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl<'a> From<&'a Record> for JsonRecord<'a> {
+    fn from(record: &'a Record) -> Self {
+        let page = record.page();
+        JsonRecord {
+            url: &record.url,
+            final_url: page.map(|p| p.final_url.as_str()),
+            status: page.map(|p| p.status),
+            ok: record.is_ok(),
+            error: record.error(),
+            elapsed_ms: u64::try_from(record.elapsed.as_millis()).unwrap_or(u64::MAX),
+            bytes: page.map_or(0, |p| p.bytes),
+            content_type: page.and_then(|p| p.content_type.as_deref()),
+            title: page.and_then(|p| p.title.as_deref()),
+            content: page.and_then(|p| p.content.as_deref()),
+            truncated: page.is_some_and(|p| p.truncated),
+            attempts: record.attempts,
+            source: matches!(record.outcome, Outcome::Invalid(_))
+                .then(|| record.source.to_string()),
+        }
+    }
+}
+
+struct JsonlSink<W> {
+    out: W,
+}
+
+impl<W: Write> Sink for JsonlSink<W> {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, &JsonRecord::from(record))?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// `200  12ms  31.2 KiB  https://example.com/  [Title]  preview…`, one line per URL. Invalid input
+/// lines are reported on stderr by the run, not here.
+struct TextSink<W> {
+    out: W,
+    color: bool,
+    preview_chars: usize,
+}
+
+const GREEN: Style = AnsiColor::Green.on_default();
+const YELLOW: Style = AnsiColor::Yellow.on_default();
+const RED: Style = AnsiColor::Red.on_default().bold();
+const BOLD: Style = Style::new().bold();
+const DIM: Style = Style::new().dimmed();
+
+impl<W: Write> TextSink<W> {
+    /// `style` when colour is on, else the empty style (which renders as nothing).
+    fn style(&self, style: Style) -> Style {
+        if self.color { style } else { Style::new() }
+    }
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        let (status, status_style) = match &record.outcome {
+            Outcome::Invalid(_) => return Ok(()),
+            Outcome::Failed(_) => ("ERR".to_string(), RED),
+            Outcome::Page(page) => (
+                page.status.to_string(),
+                match page.status {
+                    200..=299 => GREEN,
+                    300..=399 => YELLOW,
+                    _ => RED,
+                },
+            ),
+        };
+        let (s, dim, bold) = (self.style(status_style), self.style(DIM), self.style(BOLD));
+        let size = record
+            .page()
+            .map_or_else(|| "-".to_string(), |p| format_size(p.bytes));
+        write!(
+            self.out,
+            "{s}{status:<3}{s:#} {dim}{:>6} {size:>10}{dim:#}  {}",
+            format_elapsed(record.elapsed),
+            clean(&record.url),
+        )?;
+        match &record.outcome {
+            Outcome::Page(page) => {
+                if page.final_url != record.url {
+                    write!(self.out, " {dim}->{dim:#} {}", clean(&page.final_url))?;
+                }
+                if let Some(title) = &page.title {
+                    write!(self.out, "  {bold}[{title}]{bold:#}")?;
+                }
+                if page.binary {
+                    let kind = page.content_type.as_deref().unwrap_or("unknown type");
+                    write!(self.out, "  {dim}(binary, {}){dim:#}", clean(kind))?;
+                } else if let Some(content) = page.content.as_deref().filter(|c| !c.is_empty()) {
+                    let cut = content.chars().count() >= self.preview_chars;
+                    write!(self.out, "  {content}{}", if cut { "…" } else { "" })?;
+                }
+                if page.truncated {
+                    write!(self.out, "  {dim}(truncated){dim:#}")?;
+                }
+            }
+            Outcome::Failed(error) => {
+                write!(self.out, "  {s}{}{s:#}", clean(&error.to_string()))?;
+            }
+            Outcome::Invalid(_) => {}
+        }
+        if record.attempts > 1 {
+            write!(self.out, "  {dim}({} attempts){dim:#}", record.attempts)?;
+        }
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// `850ms`, `1.25s`, `2m05s`.
+pub fn format_elapsed(elapsed: Duration) -> String {
+    let millis = elapsed.as_millis();
+    if millis < 1000 {
+        format!("{millis}ms")
+    } else if millis < 60_000 {
+        format!("{:.2}s", elapsed.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", millis / 60_000, (millis / 1000) % 60)
+    }
+}
+
+/// `512 B`, `31.2 KiB`.
+pub fn format_size(bytes: u64) -> String {
+    ByteSize(bytes).display().iec().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{FetchError, InputError};
+    use crate::record::{Page, Source};
+    use std::sync::Arc;
+
+    fn record(outcome: Outcome) -> Record {
+        Record {
+            url: "http://example.com/".into(),
+            source: Source {
+                file: Arc::from("urls.txt"),
+                line: 3,
+            },
+            elapsed: Duration::from_millis(42),
+            attempts: 1,
+            outcome,
+        }
+    }
+
+    fn page() -> Page {
+        Page {
+            final_url: "http://example.com/".into(),
+            status: 200,
+            bytes: 2048,
+            content_type: Some("text/html".into()),
+            title: Some("Example".into()),
+            content: Some("Hello world".into()),
+            ..Page::default()
+        }
+    }
+
+    fn text(record: &Record, color: bool) -> String {
+        let mut out = Vec::new();
+        TextSink {
+            out: &mut out,
+            color,
+            preview_chars: 100,
+        }
+        .write(record)
+        .expect("write");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    fn json(record: &Record) -> serde_json::Value {
+        let mut out = Vec::new();
+        JsonlSink { out: &mut out }.write(record).expect("write");
+        assert!(out.ends_with(b"\n"));
+        serde_json::from_slice(&out).expect("json")
+    }
+
+    #[test]
+    fn text_line_has_status_time_size_url_title_and_preview() {
+        let line = text(&record(Outcome::Page(page())), false);
+        assert_eq!(
+            line,
+            "200   42ms    2.0 KiB  http://example.com/  [Example]  Hello world\n"
+        );
+    }
+
+    #[test]
+    fn text_line_for_a_failure_gives_the_reason() {
+        let line = text(
+            &record(Outcome::Failed(FetchError::Timeout(Duration::from_secs(2)))),
+            false,
+        );
+        assert_eq!(
+            line,
+            "ERR   42ms          -  http://example.com/  timed out after 2s\n"
+        );
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        assert!(!text(&record(Outcome::Page(page())), false).contains('\x1b'));
+        assert!(text(&record(Outcome::Page(page())), true).contains("\x1b[32m200"));
+    }
+
+    #[test]
+    fn binary_pages_get_a_marker_and_redirects_show_the_final_url() {
+        let mut page = page();
+        page.binary = true;
+        page.content = None;
+        page.content_type = Some("image/png".into());
+        page.final_url = "http://example.com/img.png".into();
+        let line = text(&record(Outcome::Page(page)), false);
+        assert!(line.contains(" -> http://example.com/img.png"), "{line}");
+        assert!(line.contains("(binary, image/png)"), "{line}");
+    }
+
+    #[test]
+    fn jsonl_has_exactly_the_stable_fields() {
+        let value = json(&record(Outcome::Page(page())));
+        let keys: Vec<&str> = value
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = vec![
+            "url",
+            "final_url",
+            "status",
+            "ok",
+            "error",
+            "elapsed_ms",
+            "bytes",
+            "content_type",
+            "title",
+            "content",
+            "truncated",
+            "attempts",
+        ];
+        expected.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(value["status"], 200);
+        assert_eq!(value["ok"], true);
+        assert_eq!(value["error"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn jsonl_for_an_invalid_line_carries_its_source() {
+        let value = json(&record(Outcome::Invalid(InputError::Whitespace)));
+        assert_eq!(value["source"], "urls.txt:3");
+        assert_eq!(value["ok"], false);
+        assert_eq!(value["status"], serde_json::Value::Null);
+        assert_eq!(value["error"], "whitespace inside a URL");
+    }
+
+    #[test]
+    fn elapsed_and_sizes_read_naturally() {
+        assert_eq!(format_elapsed(Duration::from_millis(850)), "850ms");
+        assert_eq!(format_elapsed(Duration::from_millis(1250)), "1.25s");
+        assert_eq!(format_elapsed(Duration::from_secs(125)), "2m05s");
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(32_000), "31.2 KiB");
+    }
+}

@@ -1,0 +1,92 @@
+//! `Record`: the one result per input entry that every consumer (stdout formats, the summary, the
+//! exit code) reads. It owns only what is reported, never the page body, so a record is small and is
+//! dropped as soon as it has been written out.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{FetchError, InputError};
+
+/// Where an entry came from: `FILE:LINE` (`-` for standard input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub file: Arc<str>,
+    pub line: u64,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// What a response contained, as far as scrape reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The URL after redirects.
+    pub final_url: String,
+    pub status: u16,
+    /// Body bytes received, after decompression (at most `--max-bytes`).
+    pub bytes: u64,
+    pub content_type: Option<String>,
+    pub title: Option<String>,
+    /// The preview: the start of the page's visible text, sanitised.
+    pub content: Option<String>,
+    /// True when the body was larger than `--max-bytes` and reading stopped there.
+    pub truncated: bool,
+    /// True when the content type is not text; `content` is then `None`.
+    pub binary: bool,
+}
+
+impl Page {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// How an entry ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response arrived (whatever its status).
+    Page(Page),
+    /// No response: the network, TLS, redirects or a timeout got in the way.
+    Failed(FetchError),
+    /// The input line was not a fetchable URL; nothing was requested.
+    Invalid(InputError),
+}
+
+/// One input entry's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The normalised URL requested, or the raw line for an invalid entry.
+    pub url: String,
+    pub source: Source,
+    /// From the first attempt's start to the last attempt's end, backoff included.
+    pub elapsed: Duration,
+    /// Requests sent (1 + retries); 0 for an invalid line.
+    pub attempts: u32,
+    pub outcome: Outcome,
+}
+
+impl Record {
+    pub fn is_ok(&self) -> bool {
+        matches!(&self.outcome, Outcome::Page(page) if page.is_success())
+    }
+
+    pub fn page(&self) -> Option<&Page> {
+        match &self.outcome {
+            Outcome::Page(page) => Some(page),
+            _ => None,
+        }
+    }
+
+    /// The failure in words, when there was no response at all.
+    pub fn error(&self) -> Option<String> {
+        match &self.outcome {
+            Outcome::Page(_) => None,
+            Outcome::Failed(error) => Some(error.to_string()),
+            Outcome::Invalid(error) => Some(error.to_string()),
+        }
+    }
+}

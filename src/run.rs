@@ -1,0 +1,180 @@
+//! The pipeline of one run, wired together: the input stream, a bounded window of fetch futures,
+//! and a single consumer that owns stdout, the progress bar and the summary. Ctrl-C and SIGTERM
+//! stop it promptly: in-flight requests are dropped, what completed has been printed, and the
+//! summary still appears.
+
+use std::io::{self, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, Stream, StreamExt};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::exit_code::ExitCode;
+use crate::fetch::Fetcher;
+use crate::input::{self, Entry};
+use crate::output;
+use crate::progress::Progress;
+use crate::record::{Outcome, Record};
+use crate::summary::Summary;
+
+/// What the pipeline yields to the consumer, one per input entry.
+enum Event {
+    Done(Record),
+    Duplicate,
+    ReadFailed(String),
+}
+
+/// Runs the whole job and returns the exit code; an `Err` is a start-up or output failure.
+pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let fetcher = Fetcher::new(&config.fetch)?;
+    let mut entries = input::read(&config.inputs)?;
+    let stop = watch_signals()?;
+
+    let stdout = io::stdout();
+    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut sink = output::sink(
+        config.output.format,
+        io::BufWriter::with_capacity(64 * 1024, stdout),
+        color,
+        config.fetch.preview_chars,
+    );
+    let progress = Progress::new(config.output.progress && io::stderr().is_terminal());
+    let mut summary = Summary::default();
+
+    // Futures waiting for a host's permit sit in this window; it is wider than the concurrency so
+    // a host at its limit does not stop other hosts' URLs from starting.
+    let window = config.fetch.concurrency * 4;
+    let events = futures::stream::poll_fn(|cx| entries.poll_recv(cx))
+        .map(|entry| {
+            progress.add_entry();
+            let fetcher = &fetcher;
+            async move {
+                match entry {
+                    Entry::Fetch(job) => Event::Done(fetcher.fetch(job).await),
+                    Entry::Invalid {
+                        text,
+                        source,
+                        error,
+                    } => Event::Done(Record {
+                        url: text,
+                        source,
+                        elapsed: Duration::ZERO,
+                        attempts: 0,
+                        outcome: Outcome::Invalid(error),
+                    }),
+                    Entry::Duplicate => Event::Duplicate,
+                    Entry::ReadFailed(message) => Event::ReadFailed(message),
+                }
+            }
+        })
+        .buffer_unordered(window);
+    let mut events = Box::pin(events);
+    let mut stop = std::pin::pin!(stop);
+
+    let quiet = config.output.quiet;
+    let mut read_failed = false;
+    let mut stopped_by = None;
+    loop {
+        let next = tokio::select! {
+            biased;
+            code = &mut stop => { stopped_by = Some(code.unwrap_or(ExitCode::Interrupted)); break; }
+            next = next_or_flush(&mut events, sink.as_mut()) => next,
+        };
+        let event = match next {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(ExitCode::Success);
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
+        };
+        let record = match event {
+            Event::Done(record) => record,
+            Event::Duplicate => {
+                summary.add_duplicate();
+                progress.finish_entry(true);
+                continue;
+            }
+            Event::ReadFailed(message) => {
+                progress.suspend(|| eprintln!("scrape: {message}"));
+                read_failed = true;
+                continue;
+            }
+        };
+        summary.add(&record);
+        let ok = record.is_ok();
+        progress.finish_entry(ok);
+        if let Outcome::Invalid(error) = &record.outcome {
+            let line = format!("{}: {error}", record.source);
+            progress.suspend(|| eprintln!("{line}"));
+        }
+        if quiet && ok {
+            continue;
+        }
+        let written = progress.suspend(|| {
+            sink.write(&record)?;
+            if progress.is_visible() {
+                sink.flush()?;
+            }
+            Ok::<_, io::Error>(())
+        });
+        match written {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(ExitCode::Success);
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
+        }
+    }
+    // Dropping the stream cancels whatever is still in flight after a signal.
+    drop(events);
+    match sink.flush() {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::Success),
+        other => other.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?,
+    }
+    progress.clear();
+    if !quiet {
+        let mut stderr = io::stderr().lock();
+        if let Some(code) = stopped_by {
+            let what = if code == ExitCode::Terminated {
+                "terminated"
+            } else {
+                "interrupted"
+            };
+            let _ = writeln!(stderr, "scrape: {what}; results so far:");
+        }
+        let _ = summary.render(&mut stderr, started.elapsed());
+    }
+    Ok(stopped_by.unwrap_or_else(|| ExitCode::from_counts(summary.failed(), read_failed)))
+}
+
+/// The next event; when none is ready yet, stdout is flushed first, so output is written in large
+/// blocks while results pour in and promptly when they trickle (as for `scrape … | scrape -`).
+async fn next_or_flush<S: Stream<Item = Event> + Unpin>(
+    events: &mut S,
+    sink: &mut dyn output::Sink,
+) -> io::Result<Option<Event>> {
+    if let Some(next) = events.next().now_or_never() {
+        return Ok(next);
+    }
+    sink.flush()?;
+    Ok(events.next().await)
+}
+
+/// Resolves with the exit code of the first SIGINT or SIGTERM.
+fn watch_signals() -> anyhow::Result<oneshot::Receiver<ExitCode>> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let code = tokio::select! {
+            _ = interrupt.recv() => ExitCode::Interrupted,
+            _ = terminate.recv() => ExitCode::Terminated,
+        };
+        let _ = tx.send(code);
+    });
+    Ok(rx)
+}

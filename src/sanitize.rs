@@ -1,0 +1,134 @@
+//! Makes untrusted text (page titles, page text, server-supplied strings) safe to show on a terminal.
+//!
+//! A page can embed escape sequences that recolour, retitle or clear the user's terminal, and bidi
+//! overrides or zero-width characters that make a line read differently from what it contains. Such
+//! characters are dropped; runs of whitespace (including line breaks) become one space.
+
+use std::borrow::Cow;
+
+/// True for characters that must never reach a terminal from page-derived text.
+fn is_hidden_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200B}'..='\u{200F}'   // zero-width space/joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // bidi isolates
+            | '\u{FEFF}'              // BOM / zero-width no-break space
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation controls
+        )
+}
+
+/// Collapses whitespace to single spaces, trims, and drops control and invisible characters.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    let tidy = !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.contains("  ")
+        && !text
+            .chars()
+            .any(|c| (c.is_whitespace() && c != ' ') || is_hidden_or_control(c));
+    if tidy {
+        return Cow::Borrowed(text);
+    }
+    let mut out = CleanText::new(usize::MAX);
+    out.push(text);
+    Cow::Owned(out.into_string())
+}
+
+/// Text accumulated piece by piece with whitespace collapsed and control/invisible characters
+/// dropped, up to a limit in characters: the page preview is built this way while a body streams.
+#[derive(Debug)]
+pub struct CleanText {
+    text: String,
+    chars: usize,
+    limit: usize,
+}
+
+impl CleanText {
+    pub fn new(limit: usize) -> Self {
+        CleanText {
+            text: String::new(),
+            chars: 0,
+            limit,
+        }
+    }
+
+    /// Appends `piece`; never a leading space, never two spaces in a row, never past the limit.
+    pub fn push(&mut self, piece: &str) {
+        for c in piece.chars() {
+            if self.is_full() {
+                return;
+            }
+            if c.is_whitespace() {
+                self.push_break();
+            } else if !is_hidden_or_control(c) {
+                self.text.push(c);
+                self.chars += 1;
+            }
+        }
+    }
+
+    /// Separates what comes next from what came before (a word boundary, e.g. between blocks).
+    pub fn push_break(&mut self) {
+        if !self.is_full() && !self.text.is_empty() && !self.text.ends_with(' ') {
+            self.text.push(' ');
+            self.chars += 1;
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.chars >= self.limit
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// The text, without a trailing space.
+    pub fn into_string(mut self) -> String {
+        if self.text.ends_with(' ') {
+            self.text.pop();
+        }
+        self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_and_bidi_overrides_are_dropped() {
+        assert_eq!(
+            clean("a\x1b[31mred\x07 \u{202E}gnp.exe"),
+            "a[31mred gnp.exe"
+        );
+        assert_eq!(clean("zero\u{200B}width"), "zerowidth");
+    }
+
+    #[test]
+    fn whitespace_collapses_and_trims() {
+        assert_eq!(clean("  two\n\n lines\t "), "two lines");
+        assert!(matches!(clean("already clean"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn clean_text_stops_at_the_limit_in_characters() {
+        let mut out = CleanText::new(9);
+        out.push("  héllo   wörld ");
+        assert!(out.is_full());
+        out.push("more");
+        assert_eq!(out.into_string(), "héllo wör");
+    }
+
+    #[test]
+    fn breaks_separate_words_once() {
+        let mut out = CleanText::new(100);
+        out.push_break();
+        out.push("a");
+        out.push_break();
+        out.push_break();
+        out.push(" b ");
+        assert_eq!(out.into_string(), "a b");
+    }
+}

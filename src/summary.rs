@@ -1,0 +1,216 @@
+//! The run's tally, in constant memory: counts by outcome, a status-code histogram, bytes, and a
+//! fixed-size latency histogram (HdrHistogram) instead of a list of every latency. Renders the
+//! closing summary printed on stderr.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::output::{format_elapsed, format_size};
+use crate::record::{Outcome, Record};
+
+/// Latencies are recorded in microseconds, from 1 µs to one hour, to 3 significant digits.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+pub struct Summary {
+    ok: u64,
+    /// Responses whose status was not a success.
+    http_failed: u64,
+    /// Fetches with no response, by kind of failure (`timeout`, `connection`, …).
+    errors: BTreeMap<&'static str, u64>,
+    invalid: u64,
+    duplicates: u64,
+    truncated: u64,
+    statuses: BTreeMap<u16, u64>,
+    bytes: u64,
+    latency: Histogram<u64>,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            ok: 0,
+            http_failed: 0,
+            errors: BTreeMap::new(),
+            invalid: 0,
+            duplicates: 0,
+            truncated: 0,
+            statuses: BTreeMap::new(),
+            bytes: 0,
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("the histogram bounds are valid"),
+        }
+    }
+}
+
+impl Summary {
+    pub fn add(&mut self, record: &Record) {
+        match &record.outcome {
+            Outcome::Page(page) => {
+                *self.statuses.entry(page.status).or_default() += 1;
+                self.bytes += page.bytes;
+                self.truncated += u64::from(page.truncated);
+                if page.is_success() {
+                    self.ok += 1;
+                } else {
+                    self.http_failed += 1;
+                }
+                let micros = u64::try_from(record.elapsed.as_micros()).unwrap_or(u64::MAX);
+                self.latency
+                    .saturating_record(micros.clamp(1, MAX_LATENCY_US));
+            }
+            Outcome::Failed(error) => *self.errors.entry(error.kind()).or_default() += 1,
+            Outcome::Invalid(_) => self.invalid += 1,
+        }
+    }
+
+    pub fn add_duplicate(&mut self) {
+        self.duplicates += 1;
+    }
+
+    /// Entries that count as failed for the exit code.
+    pub fn failed(&self) -> u64 {
+        self.http_failed + self.errors.values().sum::<u64>() + self.invalid
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.ok + self.failed()
+    }
+
+    /// The closing summary, a few lines of plain text.
+    pub fn render(&self, out: &mut dyn Write, wall: Duration) -> io::Result<()> {
+        let entries = self.entries();
+        let requests = entries - self.invalid;
+        let rate = requests as f64 / wall.as_secs_f64().max(1e-3);
+        write!(
+            out,
+            "{entries} URLs in {}: {} ok",
+            format_elapsed(wall),
+            self.ok
+        )?;
+        write!(out, ", {} failed", self.failed())?;
+        let mut reasons: Vec<String> = Vec::new();
+        if self.http_failed > 0 {
+            reasons.push(format!("{} HTTP error", self.http_failed));
+        }
+        reasons.extend(self.errors.iter().map(|(kind, n)| format!("{n} {kind}")));
+        if self.invalid > 0 {
+            reasons.push(format!("{} invalid line", self.invalid));
+        }
+        if !reasons.is_empty() {
+            write!(out, " ({})", reasons.join(", "))?;
+        }
+        if self.duplicates > 0 {
+            let s = if self.duplicates == 1 { "" } else { "s" };
+            write!(out, "; {} duplicate{s} skipped", self.duplicates)?;
+        }
+        writeln!(out)?;
+        if !self.statuses.is_empty() {
+            let statuses: Vec<String> = self
+                .statuses
+                .iter()
+                .map(|(status, n)| format!("{status}: {n}"))
+                .collect();
+            writeln!(out, "status    {}", statuses.join("  "))?;
+        }
+        write!(out, "received  {}", format_size(self.bytes))?;
+        if self.truncated > 0 {
+            write!(out, " ({} truncated at --max-bytes)", self.truncated)?;
+        }
+        writeln!(out, ", {rate:.1} requests/s")?;
+        if !self.latency.is_empty() {
+            let at =
+                |q: f64| format_elapsed(Duration::from_micros(self.latency.value_at_quantile(q)));
+            writeln!(
+                out,
+                "latency   p50 {}  p95 {}  p99 {}  max {}",
+                at(0.50),
+                at(0.95),
+                at(0.99),
+                format_elapsed(Duration::from_micros(self.latency.max()))
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{FetchError, InputError};
+    use crate::record::{Page, Source};
+    use std::sync::Arc;
+
+    fn record(outcome: Outcome, millis: u64) -> Record {
+        Record {
+            url: "http://x/".into(),
+            source: Source {
+                file: Arc::from("-"),
+                line: 1,
+            },
+            elapsed: Duration::from_millis(millis),
+            attempts: 1,
+            outcome,
+        }
+    }
+
+    fn page(status: u16) -> Outcome {
+        Outcome::Page(Page {
+            status,
+            bytes: 1000,
+            ..Page::default()
+        })
+    }
+
+    #[test]
+    fn counts_by_outcome_and_status() {
+        let mut summary = Summary::default();
+        for ms in 1..=100 {
+            summary.add(&record(page(200), ms));
+        }
+        summary.add(&record(page(404), 5));
+        summary.add(&record(Outcome::Failed(FetchError::ConnectionRefused), 1));
+        summary.add(&record(Outcome::Invalid(InputError::Whitespace), 0));
+        summary.add_duplicate();
+        assert_eq!(summary.failed(), 3);
+        assert_eq!(summary.entries(), 103);
+
+        let mut out = Vec::new();
+        summary
+            .render(&mut out, Duration::from_secs(2))
+            .expect("render");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.starts_with(
+                "103 URLs in 2.00s: 100 ok, 3 failed (1 HTTP error, 1 connection, 1 invalid line); \
+                 1 duplicate skipped\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("status    200: 100  404: 1\n"), "{text}");
+        assert!(
+            text.contains("received  98.6 KiB, 51.0 requests/s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latency   p50 50ms  p95 95ms  p99 99ms  max 100ms"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_empty_run_renders_without_latency() {
+        let mut out = Vec::new();
+        Summary::default()
+            .render(&mut out, Duration::from_millis(5))
+            .expect("render");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.starts_with("0 URLs in 5ms: 0 ok, 0 failed\n"),
+            "{text}"
+        );
+        assert!(!text.contains("latency"));
+    }
+}
