@@ -76,7 +76,7 @@ pub struct Cli {
     #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = parse_resolve)]
     pub resolve: Vec<ResolvePin>,
 
-    /// Send every request through this proxy (http://, https:// or socks5://). Without it, the
+    /// Send every request through this proxy (an http:// or https:// URL). Without it, the
     /// HTTP_PROXY, HTTPS_PROXY and NO_PROXY variables apply.
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,

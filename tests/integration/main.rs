@@ -1,1 +1,10 @@
+//! Integration tests: the real `scrape` binary against a real HTTP server on loopback. One test
+//! binary (one link step) with a module per area.
 
+mod support;
+
+mod input;
+mod fetching;
+mod limits;
+mod output;
+mod signals;

@@ -1,0 +1,67 @@
+//! Concurrency limits as the server sees them: global, per host, and one slow host never taking
+//! every slot.
+
+use crate::support::{TestServer, run_jsonl};
+
+#[test]
+fn the_global_limit_bounds_requests_in_flight() {
+    let server = TestServer::start();
+    let urls: Vec<String> = (0..24).map(|i| server.url(&format!("/slow/150/{i}"))).collect();
+    let out = run_jsonl(&urls, &["-c", "5", "--per-host", "100"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.records().len(), 24);
+    assert_eq!(server.peak_in_flight("*"), 5, "the limit should be reached, never exceeded");
+}
+
+#[test]
+fn each_host_stays_within_its_limit_while_hosts_proceed_side_by_side() {
+    let server = TestServer::start();
+    let port = server.port();
+    let mut urls = Vec::new();
+    for host in ["a.test", "b.test"] {
+        for i in 0..12 {
+            urls.push(format!("http://{host}:{port}/slow/200/{i}"));
+        }
+    }
+    let out = run_jsonl(
+        &urls,
+        &[
+            "-c", "16", "--per-host", "3",
+            "--resolve", &format!("a.test:{port}:127.0.0.1"),
+            "--resolve", &format!("b.test:{port}:127.0.0.1"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(server.peak_in_flight(&format!("a.test:{port}")), 3);
+    assert_eq!(server.peak_in_flight(&format!("b.test:{port}")), 3);
+    // a.test's URLs all come first in the list, yet b.test ran at the same time.
+    assert_eq!(server.peak_in_flight("*"), 6);
+}
+
+#[test]
+fn a_hanging_host_does_not_hold_up_the_others() {
+    let server = TestServer::start();
+    let port = server.port();
+    // As many hanging URLs as the host's limit: no second wave, whose requests would overlap the
+    // server's still-sleeping handlers of the first.
+    let mut urls: Vec<String> = (0..2).map(|i| format!("http://slow.test:{port}/hang?{i}")).collect();
+    urls.extend((0..10).map(|i| format!("http://fast.test:{port}/page/{i}")));
+    let out = run_jsonl(
+        &urls,
+        &[
+            "-c", "4", "--per-host", "2", "-t", "3s", "--retries", "0",
+            "--resolve", &format!("slow.test:{port}:127.0.0.1"),
+            "--resolve", &format!("fast.test:{port}:127.0.0.1"),
+        ],
+    );
+    let records = out.records();
+    for i in 0..10 {
+        let record = &records[&format!("http://fast.test:{port}/page/{i}")];
+        assert_eq!(record["ok"], true);
+        assert!(
+            record["elapsed_ms"].as_u64().expect("elapsed") < 2000,
+            "a fast URL waited behind the hanging host: {record}"
+        );
+    }
+    assert!(server.peak_in_flight(&format!("slow.test:{port}")) <= 2);
+}

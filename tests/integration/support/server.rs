@@ -1,0 +1,312 @@
+//! A real HTTP server on 127.0.0.1:0, on its own thread and runtime, with one endpoint per
+//! behaviour the tests need (hang, trickle, redirect, loop, compress, charsets, huge bodies, a gzip
+//! bomb, throttling, flakiness, resets). It counts hits per path and the peak of concurrent
+//! requests per Host header, so tests can assert what the server actually saw.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use tokio::io::AsyncReadExt;
+use tokio::sync::oneshot;
+
+#[derive(Default)]
+struct Counters {
+    hits: Mutex<HashMap<String, usize>>,
+    /// Per Host header: (requests in flight now, peak).
+    in_flight: Mutex<HashMap<String, (usize, usize)>>,
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// A listener that resets every connection it accepts.
+    pub reset_addr: SocketAddr,
+    counters: Arc<Counters>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        let counters = Arc::new(Counters::default());
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let state = Arc::clone(&counters);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let resets = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                addr_tx
+                    .send((listener.local_addr().expect("addr"), resets.local_addr().expect("addr")))
+                    .expect("send addr");
+                tokio::spawn(reset_every_connection(resets));
+                let app = router(state);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = shutdown_rx.await;
+                    })
+                    .await
+                    .expect("serve");
+            });
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        });
+        let (addr, reset_addr) = addr_rx.recv().expect("server address");
+        TestServer {
+            addr,
+            reset_addr,
+            counters,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Requests seen for this exact path (query excluded).
+    pub fn hits(&self, path: &str) -> usize {
+        let hits = self.counters.hits.lock().expect("lock");
+        hits.get(path).copied().unwrap_or(0)
+    }
+
+    /// The most requests that were in flight at once with this Host header (`name:port`).
+    /// `"*"` gives the peak over all hosts together.
+    pub fn peak_in_flight(&self, host: &str) -> usize {
+        let in_flight = self.counters.in_flight.lock().expect("lock");
+        in_flight.get(host).map_or(0, |&(_, peak)| peak)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Hanging handlers never finish: do not wait for a graceful end.
+        drop(self.thread.take());
+    }
+}
+
+fn router(counters: Arc<Counters>) -> Router {
+    Router::new()
+        .route("/page/{name}", get(page))
+        .route("/slow/{ms}/{name}", get(slow))
+        .route("/hang", get(hang))
+        .route("/trickle", get(trickle))
+        .route("/redirect/{n}", get(redirect))
+        .route("/loop/a", get(|| async { Redirect::temporary("/loop/b") }))
+        .route("/loop/b", get(|| async { Redirect::temporary("/loop/a") }))
+        .route("/to-ftp", get(|| async { Redirect::temporary("ftp://example.com/") }))
+        .route("/gzip", get(gzip))
+        .route("/latin1", get(latin1))
+        .route("/sjis", get(sjis))
+        .route("/big/{mb}", get(big))
+        .route("/bomb", get(bomb))
+        .route("/status/{code}", get(status))
+        .route("/flaky/{key}/{failures}", get(flaky))
+        .route("/throttled/{key}", get(throttled))
+        .route("/binary", get(binary))
+        .route("/hostile", get(hostile))
+        .route("/echo-headers", get(echo_headers))
+        .layer(middleware::from_fn_with_state(Arc::clone(&counters), count))
+        .with_state(counters)
+}
+
+/// Counts hits and tracks requests in flight per Host header, around every handler.
+async fn count(State(counters): State<Arc<Counters>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    *counters.hits.lock().expect("lock").entry(path).or_default() += 1;
+    {
+        let mut in_flight = counters.in_flight.lock().expect("lock");
+        for key in [host.as_str(), "*"] {
+            let entry = in_flight.entry(key.to_string()).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(entry.0);
+        }
+    }
+    let response = next.run(request).await;
+    let mut in_flight = counters.in_flight.lock().expect("lock");
+    for key in [host.as_str(), "*"] {
+        in_flight.entry(key.to_string()).or_default().0 -= 1;
+    }
+    response
+}
+
+fn html(title: &str, body: &str) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        format!("<!doctype html><html><head><title>{title}</title></head><body>{body}</body></html>"),
+    )
+        .into_response()
+}
+
+async fn page(Path(name): Path<String>) -> Response {
+    html(&format!("Page {name}"), &format!("<h1>Heading {name}</h1><p>Text of page {name}.</p>"))
+}
+
+async fn slow(Path((ms, name)): Path<(u64, String)>) -> Response {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    page(Path(name)).await
+}
+
+async fn hang() -> Response {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    html("never", "")
+}
+
+/// Headers at once, then one byte every 200 ms: only a whole-attempt timeout stops it.
+async fn trickle() -> Response {
+    let stream = futures::stream::unfold(0u32, |n| async move {
+        if n > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        (n < 300).then(|| (Ok::<_, Infallible>(Bytes::from_static(b"x")), n + 1))
+    });
+    ([(header::CONTENT_TYPE, "text/plain")], Body::from_stream(stream)).into_response()
+}
+
+async fn redirect(Path(n): Path<u32>) -> Response {
+    if n == 0 {
+        html("Landed", "<p>after the redirects</p>")
+    } else {
+        Redirect::temporary(&format!("/redirect/{}", n - 1)).into_response()
+    }
+}
+
+fn gzipped(data: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(data).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+async fn gzip() -> Response {
+    let body = gzipped(b"<html><head><title>Compressed</title></head><body><p>squeezed text</p></body></html>");
+    (
+        [(header::CONTENT_TYPE, "text/html"), (header::CONTENT_ENCODING, "gzip")],
+        body,
+    )
+        .into_response()
+}
+
+async fn latin1() -> Response {
+    let body: &[u8] = b"<html><head><title>Caf\xe9 cr\xe8me</title></head><body><p>Na\xefve \xfcber</p></body></html>";
+    ([(header::CONTENT_TYPE, "text/html; charset=iso-8859-1")], body).into_response()
+}
+
+async fn sjis() -> Response {
+    let (text, _, _) = encoding_rs::SHIFT_JIS.encode(
+        "<html><head><meta charset=\"shift_jis\"><title>日本語のタイトル</title></head><body><p>こんにちは世界</p></body></html>",
+    );
+    ([(header::CONTENT_TYPE, "text/html")], text.into_owned()).into_response()
+}
+
+/// `mb` megabytes of HTML, generated as it is sent.
+async fn big(Path(mb): Path<usize>) -> Response {
+    let chunk = Bytes::from("<p>lorem ipsum dolor sit amet</p>\n".repeat(1024 * 1024 / 34 + 1)[..1024 * 1024].to_string());
+    let head = Bytes::from_static(b"<html><head><title>Big</title></head><body>");
+    let stream = futures::stream::iter(
+        std::iter::once(head).chain(std::iter::repeat_n(chunk, mb)).map(Ok::<_, Infallible>),
+    );
+    ([(header::CONTENT_TYPE, "text/html")], Body::from_stream(stream)).into_response()
+}
+
+/// 1 GiB of zeros in about 1 MB of gzip.
+async fn bomb() -> Response {
+    static BOMB: OnceLock<Bytes> = OnceLock::new();
+    let body = BOMB.get_or_init(|| {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        let zeros = vec![0u8; 1024 * 1024];
+        for _ in 0..1024 {
+            encoder.write_all(&zeros).expect("gzip");
+        }
+        Bytes::from(encoder.finish().expect("gzip"))
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain"), (header::CONTENT_ENCODING, "gzip")],
+        body.clone(),
+    )
+        .into_response()
+}
+
+async fn status(Path(code): Path<u16>) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, html(&format!("Status {code}"), "")).into_response()
+}
+
+/// 503 for the first `failures` requests of each key, then 200.
+async fn flaky(
+    State(counters): State<Arc<Counters>>,
+    Path((key, failures)): Path<(String, usize)>,
+) -> Response {
+    let seen = counters.hits.lock().expect("lock")[&format!("/flaky/{key}/{failures}")];
+    if seen <= failures {
+        (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response()
+    } else {
+        html("Recovered", "<p>fine now</p>")
+    }
+}
+
+/// 429 with `Retry-After: 1` on the first request of each key, then 200.
+async fn throttled(State(counters): State<Arc<Counters>>, Path(key): Path<String>) -> Response {
+    let seen = counters.hits.lock().expect("lock")[&format!("/throttled/{key}")];
+    if seen == 1 {
+        (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "slow down").into_response()
+    } else {
+        html("Allowed", "")
+    }
+}
+
+async fn binary() -> Response {
+    ([(header::CONTENT_TYPE, "image/png")], b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\x1b[31m".to_vec()).into_response()
+}
+
+async fn hostile() -> Response {
+    html("Evil\x1b]0;owned\x07 title\x1b[2J", "<p>bidi \u{202E}txt.exe and \x1b[31mred</p>")
+}
+
+async fn echo_headers(headers: HeaderMap) -> Response {
+    let mut lines: Vec<String> = headers
+        .iter()
+        .map(|(name, value)| format!("{name}={}", value.to_str().unwrap_or("?")))
+        .collect();
+    lines.sort();
+    ([(header::CONTENT_TYPE, "text/plain")], lines.join(" ")).into_response()
+}
+
+async fn reset_every_connection(listener: tokio::net::TcpListener) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf).await;
+        // Closing with a zero linger sends RST instead of FIN.
+        let _ = stream.set_zero_linger();
+        drop(stream);
+    }
+}
