@@ -30,7 +30,10 @@ fn a_page_reports_every_field() {
 #[test]
 fn http_errors_fail_the_run_without_retries() {
     let server = TestServer::start();
-    let out = run_jsonl(&[server.url("/status/404"), server.url("/status/500")], &["--retries", "3"]);
+    let out = run_jsonl(
+        &[server.url("/status/404"), server.url("/status/500")],
+        &["--retries", "3"],
+    );
     assert_eq!(out.code, 1, "{out:?}");
     for (path, status) in [("/status/404", 404), ("/status/500", 500)] {
         let record = &out.records()[&server.url(path)];
@@ -44,20 +47,34 @@ fn http_errors_fail_the_run_without_retries() {
 #[test]
 fn a_hanging_server_is_cut_off_at_the_timeout() {
     let server = TestServer::start();
-    let out = run_jsonl(&[server.url("/hang"), server.url("/page/ok")], &["-t", "1s", "--retries", "0"]);
+    let out = run_jsonl(
+        &[server.url("/hang"), server.url("/page/ok")],
+        &["-t", "1s", "--retries", "0"],
+    );
     assert_eq!(out.code, 1, "{out:?}");
     let records = out.records();
     assert_eq!(records[&server.url("/hang")]["error"], "timed out after 1s");
     assert_eq!(records[&server.url("/page/ok")]["ok"], true);
-    assert!(out.elapsed < Duration::from_secs(8), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(8),
+        "took {:?}",
+        out.elapsed
+    );
 }
 
 #[test]
 fn a_trickling_body_is_cut_off_by_the_whole_attempt_timeout() {
     let server = TestServer::start();
-    let out = run_jsonl(&[server.url("/trickle")], &["--timeout", "1", "--retries", "0"]);
+    let out = run_jsonl(
+        &[server.url("/trickle")],
+        &["--timeout", "1", "--retries", "0"],
+    );
     assert_eq!(out.record()["error"], "timed out after 1s");
-    assert!(out.elapsed < Duration::from_secs(8), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(8),
+        "took {:?}",
+        out.elapsed
+    );
 }
 
 #[test]
@@ -84,15 +101,28 @@ fn redirects_are_followed_to_the_final_url() {
 fn too_many_redirects_and_loops_are_errors_that_say_so() {
     let server = TestServer::start();
     let out = run_jsonl(
-        &[server.url("/redirect/3"), server.url("/loop/a"), server.url("/to-ftp")],
+        &[
+            server.url("/redirect/3"),
+            server.url("/loop/a"),
+            server.url("/to-ftp"),
+        ],
         &["--max-redirects", "2"],
     );
     assert_eq!(out.code, 1, "{out:?}");
     let records = out.records();
-    assert_eq!(records[&server.url("/redirect/3")]["error"], "too many redirects (2)");
-    let looped = records[&server.url("/loop/a")]["error"].as_str().expect("error").to_string();
+    assert_eq!(
+        records[&server.url("/redirect/3")]["error"],
+        "too many redirects (2)"
+    );
+    let looped = records[&server.url("/loop/a")]["error"]
+        .as_str()
+        .expect("error")
+        .to_string();
     assert!(looped.starts_with("redirect loop"), "{looped}");
-    let ftp = records[&server.url("/to-ftp")]["error"].as_str().expect("error").to_string();
+    let ftp = records[&server.url("/to-ftp")]["error"]
+        .as_str()
+        .expect("error")
+        .to_string();
     assert!(ftp.contains("ftp://example.com/"), "{ftp}");
 }
 
@@ -139,8 +169,16 @@ fn memory_stays_flat_while_a_huge_body_streams() {
     let server = TestServer::start();
     let file = crate::support::list(&[server.url("/big/300")]);
     let mut cmd = scrape();
-    cmd.args(["-f", "jsonl", "--no-progress", "--max-bytes", "1GiB", "-t", "60s"])
-        .arg(file.path());
+    cmd.args([
+        "-f",
+        "jsonl",
+        "--no-progress",
+        "--max-bytes",
+        "1GiB",
+        "-t",
+        "60s",
+    ])
+    .arg(file.path());
     let child = cmd.spawn().expect("spawn");
     let pid = child.id();
     let watcher = std::thread::spawn(move || {
@@ -157,14 +195,20 @@ fn memory_stays_flat_while_a_huge_body_streams() {
     assert_eq!(record["truncated"], false);
     assert!(record["bytes"].as_u64().expect("bytes") > 300 * 1024 * 1024);
     assert!(peak_kib > 0, "no memory reading");
-    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB for a 300 MiB body");
+    assert!(
+        peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB for a 300 MiB body"
+    );
 }
 
 #[test]
 fn transient_failures_are_retried_until_they_recover() {
     let server = TestServer::start();
     let out = run_jsonl(
-        &[server.url("/flaky/recovers/2"), server.url("/flaky/stays-down/5")],
+        &[
+            server.url("/flaky/recovers/2"),
+            server.url("/flaky/stays-down/5"),
+        ],
         &["--retries", "2"],
     );
     let records = out.records();
@@ -199,11 +243,17 @@ fn refused_and_reset_connections_are_named() {
     let refused_url = format!("http://{}/", closed.local_addr().expect("addr"));
     drop(closed);
     let reset_url = format!("http://{}/", server.reset_addr);
-    let out = run_jsonl(&[refused_url.clone(), reset_url.clone()], &["--retries", "1"]);
+    let out = run_jsonl(
+        &[refused_url.clone(), reset_url.clone()],
+        &["--retries", "1"],
+    );
     let records = out.records();
     assert_eq!(records[&refused_url]["error"], "connection refused");
     assert_eq!(records[&refused_url]["attempts"], 2);
-    let reset = records[&reset_url]["error"].as_str().expect("error").to_string();
+    let reset = records[&reset_url]["error"]
+        .as_str()
+        .expect("error")
+        .to_string();
     assert!(reset.starts_with("connection "), "{reset}");
     assert_eq!(out.code, 1);
 }
@@ -213,7 +263,16 @@ fn headers_and_user_agent_are_sent() {
     let server = TestServer::start();
     let record = run_jsonl(
         &[server.url("/echo-headers")],
-        &["-H", "X-Test: one", "--header", "Accept-Language: fr", "-A", "probe/1.0", "--truncate", "1000"],
+        &[
+            "-H",
+            "X-Test: one",
+            "--header",
+            "Accept-Language: fr",
+            "-A",
+            "probe/1.0",
+            "--truncate",
+            "1000",
+        ],
     )
     .record();
     let seen = record["content"].as_str().expect("content");
@@ -227,7 +286,12 @@ fn the_default_user_agent_names_scrape() {
     let server = TestServer::start();
     let record = run_jsonl(&[server.url("/echo-headers")], &["--truncate", "1000"]).record();
     let expected = format!("user-agent=scrape/{}", env!("CARGO_PKG_VERSION"));
-    assert!(record["content"].as_str().expect("content").contains(&expected));
+    assert!(
+        record["content"]
+            .as_str()
+            .expect("content")
+            .contains(&expected)
+    );
 }
 
 #[test]

@@ -13,7 +13,11 @@ fn a_missing_file_is_a_usage_error_that_names_it() {
     cmd.arg("/nonexistent/urls.txt");
     let out = run(cmd);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("/nonexistent/urls.txt"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/nonexistent/urls.txt"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("No such file"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stdout.is_empty());
@@ -39,7 +43,8 @@ fn invalid_lines_are_reported_with_file_and_line_and_the_run_goes_on() {
         "http://exa mple.com/".into(),
         "nonsense".into(),
     ]);
-    file.write_all(b"http://bad-\xff-utf8.example/\n").expect("write");
+    file.write_all(b"http://bad-\xff-utf8.example/\n")
+        .expect("write");
     let path = file.path().display().to_string();
     let mut cmd = scrape();
     cmd.args(["-f", "jsonl", "--no-progress"]).arg(file.path());
@@ -52,7 +57,11 @@ fn invalid_lines_are_reported_with_file_and_line_and_the_run_goes_on() {
         format!("{path}:6: not a URL"),
         format!("{path}:7: not valid UTF-8"),
     ] {
-        assert!(out.stderr.contains(&expected), "missing {expected:?} in\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(&expected),
+            "missing {expected:?} in\n{}",
+            out.stderr
+        );
     }
     let records = out.records();
     assert_eq!(records.len(), 5, "{}", out.stdout);
@@ -87,7 +96,12 @@ fn files_and_stdin_are_read_in_order_into_one_run() {
     let urls: Vec<String> = out
         .stdout
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["url"].as_str().expect("url").to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["url"]
+                .as_str()
+                .expect("url")
+                .to_string()
+        })
         .collect();
     assert_eq!(
         urls,
@@ -112,14 +126,19 @@ fn duplicates_after_normalisation_are_fetched_once() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(server.hits("/page/dup"), 1);
     assert_eq!(out.records().len(), 2);
-    assert!(out.stderr.contains("2 duplicates skipped"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("2 duplicates skipped"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn fetching_starts_before_the_input_ends() {
     let server = TestServer::start();
     let mut cmd = scrape();
-    cmd.args(["-f", "jsonl", "--no-progress"]).stdin(Stdio::piped());
+    cmd.args(["-f", "jsonl", "--no-progress"])
+        .stdin(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     writeln!(stdin, "{}", server.url("/page/early")).expect("write");

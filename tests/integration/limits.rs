@@ -6,11 +6,17 @@ use crate::support::{TestServer, run_jsonl};
 #[test]
 fn the_global_limit_bounds_requests_in_flight() {
     let server = TestServer::start();
-    let urls: Vec<String> = (0..24).map(|i| server.url(&format!("/slow/150/{i}"))).collect();
+    let urls: Vec<String> = (0..24)
+        .map(|i| server.url(&format!("/slow/150/{i}")))
+        .collect();
     let out = run_jsonl(&urls, &["-c", "5", "--per-host", "100"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.records().len(), 24);
-    assert_eq!(server.peak_in_flight("*"), 5, "the limit should be reached, never exceeded");
+    assert_eq!(
+        server.peak_in_flight("*"),
+        5,
+        "the limit should be reached, never exceeded"
+    );
 }
 
 #[test]
@@ -26,9 +32,14 @@ fn each_host_stays_within_its_limit_while_hosts_proceed_side_by_side() {
     let out = run_jsonl(
         &urls,
         &[
-            "-c", "16", "--per-host", "3",
-            "--resolve", &format!("a.test:{port}:127.0.0.1"),
-            "--resolve", &format!("b.test:{port}:127.0.0.1"),
+            "-c",
+            "16",
+            "--per-host",
+            "3",
+            "--resolve",
+            &format!("a.test:{port}:127.0.0.1"),
+            "--resolve",
+            &format!("b.test:{port}:127.0.0.1"),
         ],
     );
     assert_eq!(out.code, 0, "{out:?}");
@@ -44,14 +55,25 @@ fn a_hanging_host_does_not_hold_up_the_others() {
     let port = server.port();
     // As many hanging URLs as the host's limit: no second wave, whose requests would overlap the
     // server's still-sleeping handlers of the first.
-    let mut urls: Vec<String> = (0..2).map(|i| format!("http://slow.test:{port}/hang?{i}")).collect();
+    let mut urls: Vec<String> = (0..2)
+        .map(|i| format!("http://slow.test:{port}/hang?{i}"))
+        .collect();
     urls.extend((0..10).map(|i| format!("http://fast.test:{port}/page/{i}")));
     let out = run_jsonl(
         &urls,
         &[
-            "-c", "4", "--per-host", "2", "-t", "3s", "--retries", "0",
-            "--resolve", &format!("slow.test:{port}:127.0.0.1"),
-            "--resolve", &format!("fast.test:{port}:127.0.0.1"),
+            "-c",
+            "4",
+            "--per-host",
+            "2",
+            "-t",
+            "3s",
+            "--retries",
+            "0",
+            "--resolve",
+            &format!("slow.test:{port}:127.0.0.1"),
+            "--resolve",
+            &format!("fast.test:{port}:127.0.0.1"),
         ],
     );
     let records = out.records();

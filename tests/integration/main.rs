@@ -3,8 +3,8 @@
 
 mod support;
 
-mod input;
 mod fetching;
+mod input;
 mod limits;
 mod output;
 mod signals;

@@ -19,11 +19,19 @@ fn text_lines_show_status_time_size_url_title_and_preview() {
     let server = TestServer::start();
     let out = run_text(&[server.url("/page/a"), server.url("/status/404")], &[]);
     assert_eq!(out.code, 1, "{out:?}");
-    let ok = out.stdout.lines().find(|l| l.contains("/page/a")).expect("line for /page/a");
+    let ok = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("/page/a"))
+        .expect("line for /page/a");
     assert!(ok.starts_with("200 "), "{ok}");
     assert!(ok.contains(" B  ") || ok.contains("KiB"), "{ok}");
     assert!(ok.ends_with("[Page a]  Heading a Text of page a."), "{ok}");
-    let missing = out.stdout.lines().find(|l| l.contains("/status/404")).expect("404 line");
+    let missing = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("/status/404"))
+        .expect("404 line");
     assert!(missing.starts_with("404 "), "{missing}");
 }
 
@@ -34,15 +42,27 @@ fn the_summary_counts_outcomes_statuses_and_latency() {
     let refused = format!("http://{}/", closed.local_addr().expect("addr"));
     drop(closed);
     let out = run_text(
-        &[server.url("/page/1"), server.url("/page/2"), server.url("/status/404"), refused],
+        &[
+            server.url("/page/1"),
+            server.url("/page/2"),
+            server.url("/status/404"),
+            refused,
+        ],
         &["--retries", "0"],
     );
     assert!(
-        out.stderr.contains("4 URLs in ") && out.stderr.contains(": 2 ok, 2 failed (1 HTTP error, 1 connection)"),
+        out.stderr.contains("4 URLs in ")
+            && out
+                .stderr
+                .contains(": 2 ok, 2 failed (1 HTTP error, 1 connection)"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("status    200: 2  404: 1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("status    200: 2  404: 1"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("latency   p50 "), "{}", out.stderr);
     assert!(out.stderr.contains("requests/s"), "{}", out.stderr);
 }
@@ -50,7 +70,10 @@ fn the_summary_counts_outcomes_statuses_and_latency() {
 #[test]
 fn quiet_shows_only_failures_and_no_summary() {
     let server = TestServer::start();
-    let out = run_text(&[server.url("/page/fine"), server.url("/status/503")], &["-q", "--retries", "0"]);
+    let out = run_text(
+        &[server.url("/page/fine"), server.url("/status/503")],
+        &["-q", "--retries", "0"],
+    );
     assert_eq!(out.code, 1);
     assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
     assert!(out.stdout.contains("/status/503"));
@@ -82,17 +105,25 @@ fn page_text_cannot_send_escape_sequences_to_the_terminal() {
     assert!(!out.stdout.contains('\x1b'), "{:?}", out.stdout);
     assert!(!out.stdout.contains('\x07'), "{:?}", out.stdout);
     assert!(!out.stdout.contains('\u{202E}'), "{:?}", out.stdout);
-    assert!(out.stdout.contains("[Evil]0;owned title[2J]"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("[Evil]0;owned title[2J]"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("(binary, image/png)"), "{}", out.stdout);
 }
 
 #[test]
 fn a_closed_stdout_ends_the_run_quietly() {
     let server = TestServer::start();
-    let urls: Vec<String> = (0..300).map(|i| server.url(&format!("/slow/20/{i}"))).collect();
+    let urls: Vec<String> = (0..300)
+        .map(|i| server.url(&format!("/slow/20/{i}")))
+        .collect();
     let file = list(&urls);
     let mut cmd = scrape();
-    cmd.args(["--no-progress", "-c", "4"]).arg(file.path()).stderr(Stdio::piped());
+    cmd.args(["--no-progress", "-c", "4"])
+        .arg(file.path())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
@@ -101,9 +132,15 @@ fn a_closed_stdout_ends_the_run_quietly() {
     drop(stdout); // like `| head -1`
     let started = Instant::now();
     let out = crate::support::finish(child);
-    assert!(started.elapsed() < Duration::from_secs(10), "kept running after stdout closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "kept running after stdout closed"
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stderr.contains("error"), "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert!(server.hits("/slow/20/299") == 0, "fetched the whole list into a closed pipe");
+    assert!(
+        server.hits("/slow/20/299") == 0,
+        "fetched the whole list into a closed pipe"
+    );
 }

@@ -15,7 +15,8 @@ fn stop_mid_run(signal_name: &str, expected_code: i32) {
         server.url("/hang?2"),
     ]);
     let mut cmd = scrape();
-    cmd.args(["-f", "jsonl", "--no-progress", "-t", "60s"]).arg(file.path());
+    cmd.args(["-f", "jsonl", "--no-progress", "-t", "60s"])
+        .arg(file.path());
     let mut child = cmd.spawn().expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
@@ -29,7 +30,8 @@ fn stop_mid_run(signal_name: &str, expected_code: i32) {
         lines
     });
     for _ in 0..2 {
-        rx.recv_timeout(Duration::from_secs(10)).expect("the fast pages complete");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the fast pages complete");
     }
     signal(&child, signal_name);
     let stopped = Instant::now();

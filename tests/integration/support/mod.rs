@@ -18,12 +18,21 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 pub fn scrape() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrape"));
     for var in [
-        "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
-        "NO_PROXY", "no_proxy", "NO_COLOR",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "NO_COLOR",
     ] {
         cmd.env_remove(var);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     cmd
 }
 
@@ -42,8 +51,8 @@ impl Run {
         self.stdout
             .lines()
             .map(|line| {
-                let value: serde_json::Value = serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                let value: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
                 (value["url"].as_str().expect("url field").to_string(), value)
             })
             .collect()
@@ -70,7 +79,9 @@ pub fn list(lines: &[String]) -> tempfile::NamedTempFile {
 pub fn run_jsonl(urls: &[String], args: &[&str]) -> Run {
     let file = list(urls);
     let mut cmd = scrape();
-    cmd.args(["-f", "jsonl", "--no-progress"]).args(args).arg(file.path());
+    cmd.args(["-f", "jsonl", "--no-progress"])
+        .args(args)
+        .arg(file.path());
     finish(cmd.spawn().expect("spawn scrape"))
 }
 
@@ -103,9 +114,7 @@ pub fn finish(mut child: Child) -> Run {
     }
 }
 
-fn read_in_background(
-    pipe: Option<impl Read + Send + 'static>,
-) -> std::thread::JoinHandle<String> {
+fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut text = String::new();
         if let Some(mut pipe) = pipe {

@@ -51,10 +51,17 @@ impl TestServer {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                let resets = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let resets = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
                 addr_tx
-                    .send((listener.local_addr().expect("addr"), resets.local_addr().expect("addr")))
+                    .send((
+                        listener.local_addr().expect("addr"),
+                        resets.local_addr().expect("addr"),
+                    ))
                     .expect("send addr");
                 tokio::spawn(reset_every_connection(resets));
                 let app = router(state);
@@ -118,7 +125,10 @@ fn router(counters: Arc<Counters>) -> Router {
         .route("/redirect/{n}", get(redirect))
         .route("/loop/a", get(|| async { Redirect::temporary("/loop/b") }))
         .route("/loop/b", get(|| async { Redirect::temporary("/loop/a") }))
-        .route("/to-ftp", get(|| async { Redirect::temporary("ftp://example.com/") }))
+        .route(
+            "/to-ftp",
+            get(|| async { Redirect::temporary("ftp://example.com/") }),
+        )
         .route("/gzip", get(gzip))
         .route("/latin1", get(latin1))
         .route("/sjis", get(sjis))
@@ -163,13 +173,18 @@ async fn count(State(counters): State<Arc<Counters>>, request: Request, next: Ne
 fn html(title: &str, body: &str) -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        format!("<!doctype html><html><head><title>{title}</title></head><body>{body}</body></html>"),
+        format!(
+            "<!doctype html><html><head><title>{title}</title></head><body>{body}</body></html>"
+        ),
     )
         .into_response()
 }
 
 async fn page(Path(name): Path<String>) -> Response {
-    html(&format!("Page {name}"), &format!("<h1>Heading {name}</h1><p>Text of page {name}.</p>"))
+    html(
+        &format!("Page {name}"),
+        &format!("<h1>Heading {name}</h1><p>Text of page {name}.</p>"),
+    )
 }
 
 async fn slow(Path((ms, name)): Path<(u64, String)>) -> Response {
@@ -190,7 +205,11 @@ async fn trickle() -> Response {
         }
         (n < 300).then(|| (Ok::<_, Infallible>(Bytes::from_static(b"x")), n + 1))
     });
-    ([(header::CONTENT_TYPE, "text/plain")], Body::from_stream(stream)).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn redirect(Path(n): Path<u32>) -> Response {
@@ -208,9 +227,14 @@ fn gzipped(data: &[u8]) -> Vec<u8> {
 }
 
 async fn gzip() -> Response {
-    let body = gzipped(b"<html><head><title>Compressed</title></head><body><p>squeezed text</p></body></html>");
+    let body = gzipped(
+        b"<html><head><title>Compressed</title></head><body><p>squeezed text</p></body></html>",
+    );
     (
-        [(header::CONTENT_TYPE, "text/html"), (header::CONTENT_ENCODING, "gzip")],
+        [
+            (header::CONTENT_TYPE, "text/html"),
+            (header::CONTENT_ENCODING, "gzip"),
+        ],
         body,
     )
         .into_response()
@@ -218,7 +242,11 @@ async fn gzip() -> Response {
 
 async fn latin1() -> Response {
     let body: &[u8] = b"<html><head><title>Caf\xe9 cr\xe8me</title></head><body><p>Na\xefve \xfcber</p></body></html>";
-    ([(header::CONTENT_TYPE, "text/html; charset=iso-8859-1")], body).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=iso-8859-1")],
+        body,
+    )
+        .into_response()
 }
 
 async fn sjis() -> Response {
@@ -230,12 +258,21 @@ async fn sjis() -> Response {
 
 /// `mb` megabytes of HTML, generated as it is sent.
 async fn big(Path(mb): Path<usize>) -> Response {
-    let chunk = Bytes::from("<p>lorem ipsum dolor sit amet</p>\n".repeat(1024 * 1024 / 34 + 1)[..1024 * 1024].to_string());
+    let chunk = Bytes::from(
+        "<p>lorem ipsum dolor sit amet</p>\n".repeat(1024 * 1024 / 34 + 1)[..1024 * 1024]
+            .to_string(),
+    );
     let head = Bytes::from_static(b"<html><head><title>Big</title></head><body>");
     let stream = futures::stream::iter(
-        std::iter::once(head).chain(std::iter::repeat_n(chunk, mb)).map(Ok::<_, Infallible>),
+        std::iter::once(head)
+            .chain(std::iter::repeat_n(chunk, mb))
+            .map(Ok::<_, Infallible>),
     );
-    ([(header::CONTENT_TYPE, "text/html")], Body::from_stream(stream)).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/html")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// 1 GiB of zeros in about 1 MB of gzip.
@@ -250,7 +287,10 @@ async fn bomb() -> Response {
         Bytes::from(encoder.finish().expect("gzip"))
     });
     (
-        [(header::CONTENT_TYPE, "text/plain"), (header::CONTENT_ENCODING, "gzip")],
+        [
+            (header::CONTENT_TYPE, "text/plain"),
+            (header::CONTENT_ENCODING, "gzip"),
+        ],
         body.clone(),
     )
         .into_response()
@@ -278,18 +318,30 @@ async fn flaky(
 async fn throttled(State(counters): State<Arc<Counters>>, Path(key): Path<String>) -> Response {
     let seen = counters.hits.lock().expect("lock")[&format!("/throttled/{key}")];
     if seen == 1 {
-        (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "slow down").into_response()
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "slow down",
+        )
+            .into_response()
     } else {
         html("Allowed", "")
     }
 }
 
 async fn binary() -> Response {
-    ([(header::CONTENT_TYPE, "image/png")], b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\x1b[31m".to_vec()).into_response()
+    (
+        [(header::CONTENT_TYPE, "image/png")],
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\x1b[31m".to_vec(),
+    )
+        .into_response()
 }
 
 async fn hostile() -> Response {
-    html("Evil\x1b]0;owned\x07 title\x1b[2J", "<p>bidi \u{202E}txt.exe and \x1b[31mred</p>")
+    html(
+        "Evil\x1b]0;owned\x07 title\x1b[2J",
+        "<p>bidi \u{202E}txt.exe and \x1b[31mred</p>",
+    )
 }
 
 async fn echo_headers(headers: HeaderMap) -> Response {
