@@ -47,19 +47,19 @@ impl FetchError {
         )
     }
 
-    /// A short, stable name for the kind of failure, used to group failures in the summary.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of failure, used to group failures in the summary: (singular, plural).
+    pub fn kind(&self) -> (&'static str, &'static str) {
         match self {
-            FetchError::Timeout(_) | FetchError::ConnectTimeout(_) => "timeout",
+            FetchError::Timeout(_) | FetchError::ConnectTimeout(_) => ("timeout", "timeouts"),
             FetchError::ConnectionRefused
             | FetchError::ConnectionReset
-            | FetchError::ConnectionClosed => "connection",
-            FetchError::Dns(_) => "dns",
+            | FetchError::ConnectionClosed => ("connection error", "connection errors"),
+            FetchError::Dns(_) => ("DNS failure", "DNS failures"),
             FetchError::TooManyRedirects(_)
             | FetchError::RedirectLoop(_)
-            | FetchError::BadRedirect(_) => "redirect",
-            FetchError::Tls(_) => "tls",
-            FetchError::Other(_) => "other",
+            | FetchError::BadRedirect(_) => ("redirect error", "redirect errors"),
+            FetchError::Tls(_) => ("TLS error", "TLS errors"),
+            FetchError::Other(_) => ("other error", "other errors"),
         }
     }
 }

@@ -130,7 +130,7 @@ impl Fetcher {
     async fn attempt(&self, url: &Url, retries_left: bool) -> Result<Step, FetchError> {
         let response = self
             .client
-            .get(url.as_str())
+            .get(url.clone())
             .send()
             .await
             .map_err(|e| self.classify(&e))?;

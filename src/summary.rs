@@ -19,7 +19,7 @@ pub struct Summary {
     /// Responses whose status was not a success.
     http_failed: u64,
     /// Fetches with no response, by kind of failure (`timeout`, `connection`, …).
-    errors: BTreeMap<&'static str, u64>,
+    errors: BTreeMap<(&'static str, &'static str), u64>,
     invalid: u64,
     duplicates: u64,
     truncated: u64,
@@ -93,18 +93,18 @@ impl Summary {
         write!(out, ", {} failed", self.failed())?;
         let mut reasons: Vec<String> = Vec::new();
         if self.http_failed > 0 {
-            reasons.push(format!("{} HTTP error", self.http_failed));
+            reasons.push(count(self.http_failed, ("HTTP error", "HTTP errors")));
         }
-        reasons.extend(self.errors.iter().map(|(kind, n)| format!("{n} {kind}")));
+        reasons.extend(self.errors.iter().map(|(&kind, &n)| count(n, kind)));
         if self.invalid > 0 {
-            reasons.push(format!("{} invalid line", self.invalid));
+            reasons.push(count(self.invalid, ("invalid line", "invalid lines")));
         }
         if !reasons.is_empty() {
             write!(out, " ({})", reasons.join(", "))?;
         }
         if self.duplicates > 0 {
-            let s = if self.duplicates == 1 { "" } else { "s" };
-            write!(out, "; {} duplicate{s} skipped", self.duplicates)?;
+            let duplicates = count(self.duplicates, ("duplicate", "duplicates"));
+            write!(out, "; {duplicates} skipped")?;
         }
         writeln!(out)?;
         if !self.statuses.is_empty() {
@@ -134,6 +134,11 @@ impl Summary {
         }
         Ok(())
     }
+}
+
+/// `1 timeout`, `2 timeouts`.
+fn count(n: u64, (singular, plural): (&str, &str)) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
 }
 
 #[cfg(test)]
@@ -184,7 +189,7 @@ mod tests {
         let text = String::from_utf8(out).expect("utf8");
         assert!(
             text.starts_with(
-                "103 URLs in 2.00s: 100 ok, 3 failed (1 HTTP error, 1 connection, 1 invalid line); \
+                "103 URLs in 2.00s: 100 ok, 3 failed (1 HTTP error, 1 connection error, 1 invalid line); \
                  1 duplicate skipped\n"
             ),
             "{text}"

@@ -70,7 +70,7 @@ fn invalid_lines_are_reported_with_file_and_line_and_the_run_goes_on() {
     assert_eq!(ftp["source"], format!("{path}:3"));
     assert_eq!(ftp["ok"], false);
     assert_eq!(ftp["attempts"], 0);
-    assert!(out.stderr.contains("4 invalid line"), "{}", out.stderr);
+    assert!(out.stderr.contains("4 invalid lines"), "{}", out.stderr);
 }
 
 #[test]

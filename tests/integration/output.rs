@@ -54,7 +54,7 @@ fn the_summary_counts_outcomes_statuses_and_latency() {
         out.stderr.contains("4 URLs in ")
             && out
                 .stderr
-                .contains(": 2 ok, 2 failed (1 HTTP error, 1 connection)"),
+                .contains(": 2 ok, 2 failed (1 HTTP error, 1 connection error)"),
         "{}",
         out.stderr
     );
