@@ -336,3 +336,29 @@ fn ipv6_literals_are_fetched() {
     let record = run_jsonl(std::slice::from_ref(&url), &[]).record();
     assert_eq!(record["title"], "Over IPv6");
 }
+
+#[test]
+fn requests_go_through_a_proxy_from_the_flag_or_the_environment() {
+    let server = TestServer::start();
+    let proxy = format!("http://{}", server.addr);
+    let out = run_jsonl(
+        &["http://behind-proxy.test/page/proxied".into()],
+        &["--proxy", &proxy],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.record()["title"], "Page proxied");
+
+    let file = crate::support::list(&["http://via-env.test/page/env".into()]);
+    let mut cmd = scrape();
+    cmd.env("HTTP_PROXY", &proxy)
+        .args(["-f", "jsonl", "--no-progress"])
+        .arg(file.path());
+    let out = crate::support::run(cmd);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.record()["title"], "Page env");
+    assert_eq!(
+        server.peak_in_flight("via-env.test"),
+        1,
+        "the proxy saw the request"
+    );
+}

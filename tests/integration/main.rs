@@ -8,3 +8,4 @@ mod input;
 mod limits;
 mod output;
 mod signals;
+mod tls;

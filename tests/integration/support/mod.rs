@@ -2,6 +2,7 @@
 //! environment and a hard time limit, and parse what it printed.
 
 pub mod server;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

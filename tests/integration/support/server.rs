@@ -20,6 +20,11 @@ use axum::routing::get;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use tokio::io::AsyncReadExt;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::tls::Identity;
 use tokio::sync::oneshot;
 
 #[derive(Default)]
@@ -31,6 +36,7 @@ struct Counters {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    scheme: &'static str,
     /// A listener that resets every connection it accepts.
     pub reset_addr: SocketAddr,
     counters: Arc<Counters>,
@@ -39,7 +45,25 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Plain HTTP/1.1.
     pub fn start() -> Self {
+        Self::spawn(None)
+    }
+
+    /// HTTPS with this certificate, offering HTTP/2 and HTTP/1.1 by ALPN.
+    pub fn start_tls(identity: &Identity) -> Self {
+        let key = PrivateKeyDer::Pkcs8(identity.key_der.clone().into());
+        let cert = CertificateDer::from(identity.cert_der.clone());
+        let mut config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("server certificate");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self::spawn(Some(TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn spawn(tls: Option<TlsAcceptor>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let counters = Arc::new(Counters::default());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -65,18 +89,33 @@ impl TestServer {
                     .expect("send addr");
                 tokio::spawn(reset_every_connection(resets));
                 let app = router(state);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await
-                    .expect("serve");
+                let shutdown = async {
+                    let _ = shutdown_rx.await;
+                };
+                match tls {
+                    None => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    Some(acceptor) => {
+                        let listener = TlsListener {
+                            tcp: listener,
+                            acceptor,
+                        };
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                }
+                .expect("serve");
             });
             runtime.shutdown_timeout(Duration::from_millis(100));
         });
         let (addr, reset_addr) = addr_rx.recv().expect("server address");
         TestServer {
             addr,
+            scheme,
             reset_addr,
             counters,
             shutdown: Some(shutdown_tx),
@@ -85,7 +124,7 @@ impl TestServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub fn port(&self) -> u16 {
@@ -351,6 +390,33 @@ async fn echo_headers(headers: HeaderMap) -> Response {
         .collect();
     lines.sort();
     ([(header::CONTENT_TYPE, "text/plain")], lines.join(" ")).into_response()
+}
+
+/// Accepts TCP connections and completes the TLS handshake before handing them to the server.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            // A client that rejects the certificate fails its handshake: wait for the next one.
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 async fn reset_every_connection(listener: tokio::net::TcpListener) {

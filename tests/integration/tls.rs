@@ -1,0 +1,90 @@
+//! HTTPS with certificates made in the test: trust by --cacert, -k, and certificate errors in words.
+
+use std::io::Write;
+
+use crate::support::tls::Authority;
+use crate::support::{TestServer, run, run_jsonl, scrape};
+
+fn ca_file(authority: &Authority) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(authority.ca_pem.as_bytes())
+        .expect("write CA");
+    file
+}
+
+#[test]
+fn a_server_signed_by_a_cacert_authority_is_trusted() {
+    let authority = Authority::new();
+    let server = TestServer::start_tls(&authority.leaf(&["127.0.0.1", "localhost"]));
+    let ca = ca_file(&authority);
+    let url = server.url("/page/secure");
+    assert!(url.starts_with("https://"));
+    let out = run_jsonl(
+        std::slice::from_ref(&url),
+        &["--cacert", &ca.path().display().to_string()],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.record()["title"], "Page secure");
+}
+
+#[test]
+fn an_untrusted_certificate_fails_in_words_unless_insecure() {
+    let authority = Authority::new();
+    let server = TestServer::start_tls(&authority.leaf(&["127.0.0.1"]));
+    let url = server.url("/page/x");
+    let out = run_jsonl(std::slice::from_ref(&url), &["--retries", "0"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let error = out.record()["error"].as_str().expect("error").to_string();
+    assert!(
+        error.starts_with("tls: certificate signed by an unknown issuer"),
+        "{error}"
+    );
+
+    let out = run_jsonl(std::slice::from_ref(&url), &["-k"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.record()["title"], "Page x");
+}
+
+#[test]
+fn a_certificate_for_another_host_is_named_as_such() {
+    let authority = Authority::new();
+    let server = TestServer::start_tls(&authority.leaf(&["other.test"]));
+    let ca = ca_file(&authority);
+    let out = run_jsonl(
+        &[server.url("/page/x")],
+        &[
+            "--cacert",
+            &ca.path().display().to_string(),
+            "--retries",
+            "0",
+        ],
+    );
+    let error = out.record()["error"].as_str().expect("error").to_string();
+    assert_eq!(error, "tls: certificate is for another host name");
+}
+
+#[test]
+fn plain_http_on_an_https_url_is_explained() {
+    let server = TestServer::start();
+    let url = format!("https://{}/page/x", server.addr);
+    let out = run_jsonl(&[url], &["--retries", "0"]);
+    let error = out.record()["error"].as_str().expect("error").to_string();
+    assert!(error.contains("plain HTTP on an https:// URL"), "{error}");
+}
+
+#[test]
+fn a_cacert_without_certificates_is_a_usage_error() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(b"not a certificate").expect("write");
+    let mut cmd = scrape();
+    cmd.arg("--cacert")
+        .arg(file.path())
+        .arg("http://127.0.0.1:9/");
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("no PEM certificate in"),
+        "{}",
+        out.stderr
+    );
+}
