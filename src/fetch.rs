@@ -82,7 +82,8 @@ impl Fetcher {
 
     /// Fetches one URL, with retries, and reports how it went.
     pub async fn fetch(&self, job: Job) -> Record {
-        let start = Instant::now();
+        // Timing starts when the first request is sent, not while waiting for a permit.
+        let mut started = None;
         let host = host_key(&job.url);
         let mut attempts = 0;
         let outcome = loop {
@@ -90,6 +91,7 @@ impl Fetcher {
             let retries_left = attempts <= self.retries;
             let step = {
                 let _permits = self.permits(&host).await;
+                started.get_or_insert_with(Instant::now);
                 tokio::time::timeout(self.timeout, self.attempt(&job.url, retries_left))
                     .await
                     .unwrap_or(Err(FetchError::Timeout(self.timeout)))
@@ -110,7 +112,7 @@ impl Fetcher {
         Record {
             url: job.url.into(),
             source: job.source,
-            elapsed: start.elapsed(),
+            elapsed: started.map_or(Duration::ZERO, |t| t.elapsed()),
             attempts,
             outcome,
         }

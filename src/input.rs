@@ -142,6 +142,37 @@ fn read_all(inputs: Vec<OpenInput>, tx: &mpsc::Sender<Entry>) {
     }
 }
 
+/// The number of entries (non-blank, non-comment lines) in the inputs, for a progress total; `None`
+/// when one of them is standard input, which can be read only once. Reads the files a second time,
+/// in constant memory, and is meant to run beside the real reading.
+pub fn count_entries(sources: &[InputSource]) -> Option<u64> {
+    let mut total = 0;
+    for source in sources {
+        total += match source {
+            InputSource::Stdin => return None,
+            InputSource::Url(_) => 1,
+            InputSource::File(path) => {
+                let mut reader = BufReader::with_capacity(256 * 1024, File::open(path).ok()?);
+                let mut line = Vec::new();
+                let mut count = 0;
+                loop {
+                    line.clear();
+                    match read_line(&mut reader, &mut line).ok()? {
+                        LineRead::Eof => break,
+                        LineRead::TooLong => count += 1,
+                        LineRead::Line => {
+                            let text = line.trim_ascii();
+                            count += u64::from(!text.is_empty() && !text.starts_with(b"#"));
+                        }
+                    }
+                }
+                count
+            }
+        };
+    }
+    Some(total)
+}
+
 enum LineRead {
     Line,
     TooLong,
@@ -349,6 +380,19 @@ mod tests {
             read_line(&mut reader, &mut line),
             Ok(LineRead::Eof)
         ));
+    }
+
+    #[test]
+    fn entries_are_counted_without_blank_lines_and_comments() {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut file, b"# list\nhttp://a/\n\n  \nnot a url\nhttp://a/")
+            .expect("write");
+        let sources = [
+            InputSource::File(file.path().to_path_buf()),
+            InputSource::Url("http://b/".into()),
+        ];
+        assert_eq!(count_entries(&sources), Some(4));
+        assert_eq!(count_entries(&[InputSource::Stdin]), None);
     }
 
     #[test]

@@ -1,26 +1,39 @@
-//! The progress bar on stderr: done/total (the total grows while the list is still being read),
-//! live ok/failed counts, rate and ETA. It is a no-op when hidden (stderr not a terminal, `-q`,
-//! `--no-progress`), and stdout lines are written inside `suspend` so the bar never garbles them.
+//! The progress bar on stderr: done/total, live ok/failed counts, rate and ETA. The total is the
+//! number of entries read so far until a count of the whole input arrives (counted on a thread of
+//! its own for files; standard input can only be read once). It is a no-op when hidden (stderr not
+//! a terminal, `-q`, `--no-progress`), and stdout lines are written inside `suspend` so the bar
+//! never garbles them.
 
 use std::cell::Cell;
+use std::sync::mpsc;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// Delivers the input's entry count once it is known.
+    total: Option<mpsc::Receiver<u64>>,
+    total_known: Cell<bool>,
     ok: Cell<u64>,
     failed: Cell<u64>,
 }
 
 impl Progress {
-    pub fn new(show: bool) -> Self {
+    /// A bar when `show`; `total` delivers the number of entries when it can be counted.
+    pub fn new(show: bool, total: Option<mpsc::Receiver<u64>>) -> Self {
         let bar = show.then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{spinner} {pos}/{len} [{wide_bar}] {msg}  {per_sec}  ETA {eta}",
+                "{spinner} {pos}/{len} [{wide_bar}] {msg}  {rate}  ETA {eta}",
             )
             .expect("the template is valid")
+            .with_key(
+                "rate",
+                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.0}/s", state.per_sec());
+                },
+            )
             .progress_chars("=> ");
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -28,6 +41,8 @@ impl Progress {
         });
         Progress {
             bar,
+            total,
+            total_known: Cell::new(false),
             ok: Cell::new(0),
             failed: Cell::new(0),
         }
@@ -35,7 +50,13 @@ impl Progress {
 
     /// One more entry was read from the input.
     pub fn add_entry(&self) {
-        if let Some(bar) = &self.bar {
+        let Some(bar) = &self.bar else { return };
+        if !self.total_known.get() {
+            if let Some(total) = self.total.as_ref().and_then(|rx| rx.try_recv().ok()) {
+                self.total_known.set(true);
+                bar.set_length(total.max(bar.length().unwrap_or(0) + 1));
+                return;
+            }
             bar.inc_length(1);
         }
     }
@@ -50,6 +71,9 @@ impl Progress {
             self.ok.get(),
             self.failed.get()
         ));
+        if bar.length().is_some_and(|len| bar.position() >= len) {
+            bar.inc_length(1); // the count was off (the file changed while being read)
+        }
         bar.inc(1);
     }
 

@@ -4,6 +4,7 @@
 //! summary still appears.
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, Stream, StreamExt};
@@ -41,7 +42,11 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         color,
         config.fetch.preview_chars,
     );
-    let progress = Progress::new(config.output.progress && io::stderr().is_terminal());
+    let show_progress = config.output.progress && io::stderr().is_terminal();
+    let progress = Progress::new(
+        show_progress,
+        show_progress.then(|| count_in_background(&config)),
+    );
     let mut summary = Summary::default();
 
     // Futures waiting for a host's permit sit in this window; it is wider than the concurrency so
@@ -162,6 +167,18 @@ async fn next_or_flush<S: Stream<Item = Event> + Unpin>(
     }
     sink.flush()?;
     Ok(events.next().await)
+}
+
+/// Counts the input's entries on a thread of its own, for the progress bar's total.
+fn count_in_background(config: &Config) -> mpsc::Receiver<u64> {
+    let (tx, rx) = mpsc::channel();
+    let inputs = config.inputs.clone();
+    std::thread::spawn(move || {
+        if let Some(total) = input::count_entries(&inputs) {
+            let _ = tx.send(total);
+        }
+    });
+    rx
 }
 
 /// Resolves with the exit code of the first SIGINT or SIGTERM.
