@@ -24,6 +24,9 @@ const SNIFF_BYTES: usize = 1024;
 /// Decoded bytes scanned at most per page: a page that hides its text behind megabytes of inline
 /// script gets the preview found so far, and the pass stays cheap.
 const MAX_SCAN_BYTES: usize = 1024 * 1024;
+/// Bytes decoded and tokenized at a time: the pass stops within one slice of the point where it has
+/// what it needs, so a large chunk is not copied and tokenized in full.
+const SLICE_BYTES: usize = 4096;
 /// Characters of `<title>` kept.
 const MAX_TITLE_CHARS: usize = 512;
 
@@ -126,9 +129,13 @@ impl Scanner {
     pub fn feed(&mut self, chunk: &[u8]) {
         match &mut self.state {
             State::Sniffing { head, .. } => {
-                head.extend_from_slice(chunk);
-                if head.len() >= SNIFF_BYTES {
+                let wanted = SNIFF_BYTES - head.len();
+                if chunk.len() < wanted {
+                    head.extend_from_slice(chunk);
+                } else {
+                    head.extend_from_slice(&chunk[..wanted]);
                     self.start_decoding();
+                    self.feed(&chunk[wanted..]);
                 }
             }
             State::Decoding(decoding) => {
@@ -205,8 +212,21 @@ impl Scanner {
 }
 
 impl Decoding {
-    /// Decodes and scans `bytes`; true when the pass has what it needs.
+    /// Decodes and scans `bytes` a slice at a time; true when the pass has what it needs.
     fn feed(&mut self, bytes: &[u8], last: bool) -> bool {
+        let mut slices = bytes.chunks(SLICE_BYTES).peekable();
+        if bytes.is_empty() {
+            return self.feed_slice(&[], last);
+        }
+        while let Some(slice) = slices.next() {
+            if self.feed_slice(slice, last && slices.peek().is_none()) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn feed_slice(&mut self, bytes: &[u8], last: bool) -> bool {
         self.utf8.clear();
         let needed = self
             .decoder
