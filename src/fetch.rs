@@ -184,35 +184,10 @@ impl Fetcher {
 
     /// Names a client error in the user's words, from the most specific cause in its chain.
     fn classify(&self, error: &reqwest::Error) -> FetchError {
-        let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
-        let mut innermost = error.to_string();
-        while let Some(current) = cause {
-            if let Some(dns) = current.downcast_ref::<DnsError>() {
-                return FetchError::Dns(dns.host.clone());
-            }
-            if let Some(redirect) = current.downcast_ref::<RedirectError>() {
-                return redirect.0.clone();
-            }
-            if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-                return FetchError::Tls(describe_tls(tls));
-            }
-            innermost = current.to_string();
-            cause = current.source();
-            if let Some(io) = current.downcast_ref::<io::Error>() {
-                match io.kind() {
-                    io::ErrorKind::ConnectionRefused => return FetchError::ConnectionRefused,
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
-                        return FetchError::ConnectionReset;
-                    }
-                    io::ErrorKind::UnexpectedEof => return FetchError::ConnectionClosed,
-                    _ => {}
-                }
-                // An io::Error's `source()` skips the error it wraps (TLS errors arrive that way).
-                if let Some(inner) = io.get_ref() {
-                    cause = Some(inner);
-                }
-            }
-        }
+        let innermost = match named_cause(error) {
+            Ok(named) => return named,
+            Err(innermost) => innermost,
+        };
         if error.is_connect() && error.is_timeout() {
             return FetchError::ConnectTimeout(self.connect_timeout);
         }
@@ -224,6 +199,41 @@ impl Fetcher {
         }
         FetchError::Other(innermost)
     }
+}
+
+/// The failure an error chain names, from its most specific cause that scrape can put in words;
+/// otherwise the innermost cause's message.
+fn named_cause(error: &(dyn StdError + 'static)) -> Result<FetchError, String> {
+    let mut cause = Some(error);
+    let mut innermost = error.to_string();
+    while let Some(current) = cause {
+        if let Some(dns) = current.downcast_ref::<DnsError>() {
+            return Ok(FetchError::Dns(dns.host.clone()));
+        }
+        if let Some(redirect) = current.downcast_ref::<RedirectError>() {
+            return Ok(redirect.0.clone());
+        }
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Ok(FetchError::Tls(describe_tls(tls)));
+        }
+        innermost = current.to_string();
+        cause = current.source();
+        if let Some(io) = current.downcast_ref::<io::Error>() {
+            match io.kind() {
+                io::ErrorKind::ConnectionRefused => return Ok(FetchError::ConnectionRefused),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                    return Ok(FetchError::ConnectionReset);
+                }
+                io::ErrorKind::UnexpectedEof => return Ok(FetchError::ConnectionClosed),
+                _ => {}
+            }
+            // An io::Error's `source()` skips the error it wraps (TLS errors arrive that way).
+            if let Some(inner) = io.get_ref() {
+                cause = Some(inner);
+            }
+        }
+    }
+    Err(innermost)
 }
 
 /// A TLS failure in words: what is wrong with the certificate, when that is the problem.
@@ -378,6 +388,40 @@ mod tests {
         assert_eq!(key("http://example.com/a"), "example.com:80");
         assert_eq!(key("https://example.com/a"), "example.com:443");
         assert_eq!(key("http://[::1]:8080/"), "[::1]:8080");
+    }
+
+    /// An error that wraps another, as hyper and reqwest wrap the causes they pass on.
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Wrapper(#[source] Box<dyn StdError + Send + Sync>);
+
+    #[test]
+    fn causes_deep_in_the_chain_are_named() {
+        let dns = Wrapper(Box::new(DnsError {
+            host: "example.invalid".into(),
+            source: io::Error::other("Name or service not known"),
+        }));
+        assert_eq!(
+            named_cause(&dns),
+            Ok(FetchError::Dns("example.invalid".into()))
+        );
+
+        // TLS errors arrive inside io::Errors nested in io::Errors.
+        let tls = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+        );
+        let nested = Wrapper(Box::new(io::Error::other(tls)));
+        assert_eq!(
+            named_cause(&nested),
+            Ok(FetchError::Tls("certificate expired".into()))
+        );
+
+        let refused = Wrapper(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
+        assert_eq!(named_cause(&refused), Ok(FetchError::ConnectionRefused));
+
+        let unknown = Wrapper(Box::new(io::Error::other("something odd")));
+        assert_eq!(named_cause(&unknown), Err("something odd".into()));
     }
 
     #[tokio::test]

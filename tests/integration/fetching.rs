@@ -129,9 +129,18 @@ fn too_many_redirects_and_loops_are_errors_that_say_so() {
 #[test]
 fn compressed_bodies_are_decompressed() {
     let server = TestServer::start();
-    let record = run_jsonl(&[server.url("/gzip")], &[]).record();
-    assert_eq!(record["title"], "Compressed");
-    assert_eq!(record["content"], "squeezed text");
+    let encodings = ["gzip", "br", "zstd", "deflate"];
+    let urls: Vec<String> = encodings
+        .iter()
+        .map(|e| server.url(&format!("/encoded/{e}")))
+        .collect();
+    let out = run_jsonl(&urls, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for url in &urls {
+        let record = &out.records()[url];
+        assert_eq!(record["title"], "Compressed", "{url}");
+        assert_eq!(record["content"], "squeezed text", "{url}");
+    }
 }
 
 #[test]

@@ -28,6 +28,17 @@ fn a_server_signed_by_a_cacert_authority_is_trusted() {
 }
 
 #[test]
+fn http2_is_used_when_the_server_offers_it() {
+    let authority = Authority::new();
+    let server = TestServer::start_tls(&authority.leaf(&["127.0.0.1"]));
+    let plain = TestServer::start();
+    let out = run_jsonl(&[server.url("/version"), plain.url("/version")], &["-k"]);
+    let records = out.records();
+    assert_eq!(records[&server.url("/version")]["content"], "HTTP/2.0");
+    assert_eq!(records[&plain.url("/version")]["content"], "HTTP/1.1");
+}
+
+#[test]
 fn an_untrusted_certificate_fails_in_words_unless_insecure() {
     let authority = Authority::new();
     let server = TestServer::start_tls(&authority.leaf(&["127.0.0.1"]));

@@ -18,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use flate2::Compression;
-use flate2::write::GzEncoder;
+use flate2::write::{GzEncoder, ZlibEncoder};
 use tokio::io::AsyncReadExt;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
@@ -168,7 +168,11 @@ fn router(counters: Arc<Counters>) -> Router {
             "/to-ftp",
             get(|| async { Redirect::temporary("ftp://example.com/") }),
         )
-        .route("/gzip", get(gzip))
+        .route("/encoded/{encoding}", get(encoded))
+        .route(
+            "/version",
+            get(|request: Request| async move { format!("{:?}", request.version()) }),
+        )
         .route("/latin1", get(latin1))
         .route("/sjis", get(sjis))
         .route("/big/{mb}", get(big))
@@ -259,20 +263,35 @@ async fn redirect(Path(n): Path<u32>) -> Response {
     }
 }
 
-fn gzipped(data: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(data).expect("gzip");
-    encoder.finish().expect("gzip")
-}
-
-async fn gzip() -> Response {
-    let body = gzipped(
-        b"<html><head><title>Compressed</title></head><body><p>squeezed text</p></body></html>",
-    );
+/// The same page in the `Content-Encoding` named in the path: gzip, br, zstd or deflate.
+async fn encoded(Path(encoding): Path<String>) -> Response {
+    let page: &[u8] =
+        b"<html><head><title>Compressed</title></head><body><p>squeezed text</p></body></html>";
+    let body = match encoding.as_str() {
+        "gzip" => {
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+            encoder.write_all(page).expect("gzip");
+            encoder.finish().expect("gzip")
+        }
+        "deflate" => {
+            let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+            encoder.write_all(page).expect("deflate");
+            encoder.finish().expect("deflate")
+        }
+        "br" => {
+            let mut out = Vec::new();
+            let mut encoder = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            encoder.write_all(page).expect("brotli");
+            drop(encoder);
+            out
+        }
+        "zstd" => zstd::encode_all(page, 3).expect("zstd"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
     (
         [
-            (header::CONTENT_TYPE, "text/html"),
-            (header::CONTENT_ENCODING, "gzip"),
+            (header::CONTENT_TYPE, "text/html".to_string()),
+            (header::CONTENT_ENCODING, encoding),
         ],
         body,
     )
