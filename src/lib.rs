@@ -19,6 +19,7 @@ pub mod record;
 pub mod retry;
 pub mod run;
 pub mod sanitize;
+pub mod save;
 pub mod summary;
 
 pub use cli::Cli;
