@@ -15,7 +15,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{
     Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_REDIRECTS, DEFAULT_PER_HOST, DEFAULT_RETRIES,
-    DEFAULT_TRUNCATE, FetchOptions, Format, InputSource, OutputOptions, ResolvePin,
+    DEFAULT_TRUNCATE, FetchOptions, Format, InputSource, MirrorOptions, OutputOptions, ResolvePin,
 };
 
 /// Fetch a list of URLs concurrently and print, for each, its status, time, size, title and the
@@ -88,6 +88,27 @@ pub struct Cli {
     /// Extra trusted CA certificates, PEM.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+
+    /// Save each page's body under DIR (DIR/<host>/<path>, see the README), with a manifest;
+    /// later runs fetch only what changed.
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// With --out-dir: send no If-None-Match/If-Modified-Since; fetch every page in full.
+    #[arg(long, requires = "out_dir")]
+    pub refetch: bool,
+
+    /// With --out-dir: do not request URLs whose file already exists.
+    #[arg(long, requires = "out_dir")]
+    pub skip_existing: bool,
+
+    /// With --out-dir: remove the files of URLs that are no longer in the list.
+    #[arg(long, requires = "out_dir")]
+    pub prune: bool,
+
+    /// With --out-dir: exit 1 when any page is new or changed.
+    #[arg(long, requires = "out_dir")]
+    pub fail_on_change: bool,
 
     /// Output format on stdout.
     #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = FormatArg::Text)]
@@ -169,6 +190,13 @@ impl Cli {
                 quiet: self.quiet,
                 progress: !self.no_progress && !self.quiet,
             },
+            mirror: self.out_dir.map(|dir| MirrorOptions {
+                dir,
+                refetch: self.refetch,
+                skip_existing: self.skip_existing,
+                prune: self.prune,
+                fail_on_change: self.fail_on_change,
+            }),
         })
     }
 }
@@ -335,6 +363,19 @@ mod tests {
                 InputSource::Url("HTTPS://example.com/x".into())
             ]
         );
+    }
+
+    #[test]
+    fn mirror_flags_need_an_out_dir() {
+        assert!(parse(&["--prune", "f"]).is_err());
+        assert!(parse(&["--refetch", "f"]).is_err());
+        let config = parse(&["-o", "pages", "--skip-existing", "--fail-on-change", "f"])
+            .expect("parses")
+            .into_config(true)
+            .expect("ok");
+        let mirror = config.mirror.expect("mirror options");
+        assert_eq!(mirror.dir, PathBuf::from("pages"));
+        assert!(mirror.skip_existing && mirror.fail_on_change && !mirror.prune && !mirror.refetch);
     }
 
     #[test]

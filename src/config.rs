@@ -76,10 +76,25 @@ pub struct OutputOptions {
     pub progress: bool,
 }
 
+/// Saving pages under `--out-dir`.
+#[derive(Debug, Clone)]
+pub struct MirrorOptions {
+    pub dir: PathBuf,
+    /// Send no validators: fetch every page in full.
+    pub refetch: bool,
+    /// Do not request URLs whose file already exists.
+    pub skip_existing: bool,
+    /// Remove the files of URLs that are no longer in the list.
+    pub prune: bool,
+    /// A page that is new or changed fails the run (exit 1).
+    pub fail_on_change: bool,
+}
+
 /// Everything one run needs.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub inputs: Vec<InputSource>,
     pub fetch: FetchOptions,
     pub output: OutputOptions,
+    pub mirror: Option<MirrorOptions>,
 }

@@ -30,6 +30,9 @@ pub enum FetchError {
     BadRedirect(String),
     #[error("tls: {0}")]
     Tls(String),
+    /// Writing the page under `--out-dir` failed (the message names the path).
+    #[error("cannot save {0}")]
+    Save(String),
     #[error("{0}")]
     Other(String),
 }
@@ -59,6 +62,7 @@ impl FetchError {
             | FetchError::RedirectLoop(_)
             | FetchError::BadRedirect(_) => ("redirect error", "redirect errors"),
             FetchError::Tls(_) => ("TLS error", "TLS errors"),
+            FetchError::Save(_) => ("write error", "write errors"),
             FetchError::Other(_) => ("other error", "other errors"),
         }
     }

@@ -10,7 +10,7 @@ pub enum ExitCode {
     Success = 0,
     /// At least one entry failed (a fetch error, an unaccepted status, an invalid input line).
     SomeFailed = 1,
-    /// Usage or input error: a bad flag, an unreadable file.
+    /// Usage, input or output error: a bad flag, an unreadable list, an unwritable `--out-dir`.
     Usage = 2,
     /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
     Interrupted = 130,
@@ -19,11 +19,12 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
-    /// The code for a run that completed (was not stopped by a signal).
-    pub fn from_counts(failed: u64, input_error: bool) -> Self {
-        if input_error {
+    /// The code for a run that completed (was not stopped by a signal): an input or output error
+    /// outranks failed entries.
+    pub fn decide(io_error: bool, failed: bool) -> Self {
+        if io_error {
             ExitCode::Usage
-        } else if failed > 0 {
+        } else if failed {
             ExitCode::SomeFailed
         } else {
             ExitCode::Success
@@ -42,11 +43,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn input_errors_outrank_failures() {
-        assert_eq!(ExitCode::from_counts(0, false), ExitCode::Success);
-        assert_eq!(ExitCode::from_counts(3, false), ExitCode::SomeFailed);
-        assert_eq!(ExitCode::from_counts(3, true), ExitCode::Usage);
-        assert_eq!(ExitCode::from_counts(0, true), ExitCode::Usage);
+    fn input_and_output_errors_outrank_failures() {
+        assert_eq!(ExitCode::decide(false, false), ExitCode::Success);
+        assert_eq!(ExitCode::decide(false, true), ExitCode::SomeFailed);
+        assert_eq!(ExitCode::decide(true, true), ExitCode::Usage);
+        assert_eq!(ExitCode::decide(true, false), ExitCode::Usage);
     }
 
     #[test]

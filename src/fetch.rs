@@ -1,6 +1,7 @@
 //! Fetching: the shared HTTP client, the global and per-host limits, and the attempt loop (timeouts,
-//! retries, redirects, the `--max-bytes` streaming read). A URL goes in, a `Record` comes out; a
-//! failure is a value in the record, never an error that ends the run.
+//! retries, redirects, the `--max-bytes` streaming read, and under `--out-dir` conditional requests
+//! and streaming the body to its file). A URL goes in, a `Record` comes out; a failure is a value
+//! in the record, never an error that ends the run.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -9,7 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{
+    CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RETRY_AFTER,
+};
 use reqwest::{Client, Response, redirect};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
@@ -18,8 +21,10 @@ use crate::config::FetchOptions;
 use crate::error::FetchError;
 use crate::extract::Scanner;
 use crate::input::Job;
+use crate::mirror::{Mirror, Plan, Target, Validators};
 use crate::record::{Outcome, Page, Record};
 use crate::retry;
+use crate::save::{PageFile, WrittenPage};
 
 /// Everything the fetch futures share: one client (one connection pool) and the limits.
 pub struct Fetcher {
@@ -31,17 +36,31 @@ pub struct Fetcher {
     retries: u32,
     max_bytes: u64,
     preview_chars: usize,
+    mirror: Option<Arc<Mirror>>,
 }
 
 /// What one attempt came to, when it did not fail outright.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once per attempt; boxing would cost an allocation per page"
+)]
 enum Step {
-    Done(Page),
+    Done(Fetched),
     /// A 429/502/503/504 answer with retries left; the wait the server asked for, if any.
     Retry(Option<Duration>),
 }
 
+/// A response read to its end.
+struct Fetched {
+    page: Page,
+    /// Under `--out-dir`, a 2xx body written in full, not yet in place.
+    written: Option<WrittenPage>,
+    validators: Validators,
+}
+
 impl Fetcher {
-    pub fn new(options: &FetchOptions) -> anyhow::Result<Self> {
+    /// The client for these options; with a mirror, pages are saved in it.
+    pub fn new(options: &FetchOptions, mirror: Option<Arc<Mirror>>) -> anyhow::Result<Self> {
         let mut builder = Client::builder()
             .user_agent(options.user_agent.clone())
             .default_headers(options.headers.clone())
@@ -77,37 +96,60 @@ impl Fetcher {
             retries: options.retries,
             max_bytes: options.max_bytes,
             preview_chars: options.preview_chars,
+            mirror,
         })
     }
 
     /// Fetches one URL, with retries, and reports how it went.
     pub async fn fetch(&self, job: Job) -> Record {
+        let target = match &self.mirror {
+            None => None,
+            Some(mirror) => match mirror.plan(&job.url).await {
+                Plan::Fetch(target) => Some(target),
+                Plan::Skip(saved) => {
+                    return Record {
+                        url: job.url.into(),
+                        source: job.source,
+                        elapsed: Duration::ZERO,
+                        attempts: 0,
+                        outcome: Outcome::Skipped,
+                        saved: Some(saved),
+                    };
+                }
+            },
+        };
         // Timing starts when the first request is sent, not while waiting for a permit.
         let mut started = None;
         let host = host_key(&job.url);
         let mut attempts = 0;
-        let outcome = loop {
+        let result = loop {
             attempts += 1;
             let retries_left = attempts <= self.retries;
             let step = {
                 let _permits = self.permits(&host).await;
                 started.get_or_insert_with(Instant::now);
-                tokio::time::timeout(self.timeout, self.attempt(&job.url, retries_left))
+                let attempt = self.attempt(&job.url, retries_left, target.as_ref());
+                tokio::time::timeout(self.timeout, attempt)
                     .await
                     .unwrap_or(Err(FetchError::Timeout(self.timeout)))
             };
             // Permits are released while waiting, so a backoff never holds a slot.
             let wait = match step {
-                Ok(Step::Done(page)) => break Outcome::Page(page),
+                Ok(Step::Done(fetched)) => break Ok(fetched),
                 Ok(Step::Retry(asked)) => {
                     asked.unwrap_or_else(|| retry::backoff(attempts, fastrand::f64()))
                 }
                 Err(error) if retries_left && error.is_transient() => {
                     retry::backoff(attempts, fastrand::f64())
                 }
-                Err(error) => break Outcome::Failed(error),
+                Err(error) => break Err(error),
             };
             tokio::time::sleep(wait).await;
+        };
+        let (outcome, saved) = match (result, target) {
+            (Ok(fetched), None) => (Outcome::Page(fetched.page), None),
+            (Err(error), target) => (Outcome::Failed(error), target.and_then(Target::kept)),
+            (Ok(fetched), Some(target)) => settle(fetched, target),
         };
         Record {
             url: job.url.into(),
@@ -115,6 +157,7 @@ impl Fetcher {
             elapsed: started.map_or(Duration::ZERO, |t| t.elapsed()),
             attempts,
             outcome,
+            saved,
         }
     }
 
@@ -129,13 +172,22 @@ impl Fetcher {
         (host_permit, global)
     }
 
-    async fn attempt(&self, url: &Url, retries_left: bool) -> Result<Step, FetchError> {
-        let response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| self.classify(&e))?;
+    async fn attempt(
+        &self,
+        url: &Url,
+        retries_left: bool,
+        target: Option<&Target>,
+    ) -> Result<Step, FetchError> {
+        let mut request = self.client.get(url.clone());
+        if let Some(validators) = target.and_then(Target::validators) {
+            if let Some(etag) = validators.etag {
+                request = request.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(date) = validators.last_modified {
+                request = request.header(IF_MODIFIED_SINCE, date);
+            }
+        }
+        let response = request.send().await.map_err(|e| self.classify(&e))?;
         let status = response.status().as_u16();
         if retries_left && retry::is_retryable_status(status) {
             let asked = response
@@ -145,21 +197,36 @@ impl Fetcher {
                 .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
             return Ok(Step::Retry(asked));
         }
-        self.read_page(response).await.map(Step::Done)
+        self.read_page(response, target).await.map(Step::Done)
     }
 
     /// Streams the body through the title/preview pass, counting bytes and stopping at
-    /// `--max-bytes`; nothing of the body is kept.
-    async fn read_page(&self, mut response: Response) -> Result<Page, FetchError> {
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+    /// `--max-bytes`, and under `--out-dir` into a temporary file next to its destination.
+    /// Nothing of the body is kept in memory.
+    async fn read_page(
+        &self,
+        mut response: Response,
+        target: Option<&Target>,
+    ) -> Result<Fetched, FetchError> {
+        let headers = response.headers();
+        let content_type = header_text(headers, CONTENT_TYPE);
+        let validators = Validators {
+            etag: header_text(headers, ETAG),
+            last_modified: header_text(headers, LAST_MODIFIED),
+        };
+        let status = response.status().as_u16();
         let mut page = Page {
             final_url: response.url().to_string(),
-            status: response.status().as_u16(),
+            status,
+            revalidated: status == 304 && target.is_some_and(|t| t.revalidate),
             ..Page::default()
+        };
+        let save_error = |e: io::Error| FetchError::Save(e.to_string());
+        let mut file = match target {
+            Some(target) if (200..300).contains(&status) => {
+                Some(PageFile::create(target.destination.clone()).map_err(save_error)?)
+            }
+            _ => None,
         };
         let mut scanner = Scanner::new(content_type.as_deref(), self.preview_chars);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e))? {
@@ -167,6 +234,9 @@ impl Fetcher {
             let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
             if scanner.wants_more() {
                 scanner.feed(&chunk[..take]);
+            }
+            if let Some(file) = &mut file {
+                file.write(&chunk[..take]).map_err(save_error)?;
             }
             page.bytes += take as u64;
             if take < chunk.len() {
@@ -179,7 +249,11 @@ impl Fetcher {
         page.title = extracted.title;
         page.content = extracted.content;
         page.binary = extracted.binary;
-        Ok(page)
+        Ok(Fetched {
+            page,
+            written: file.map(PageFile::finish).transpose().map_err(save_error)?,
+            validators,
+        })
     }
 
     /// Names a client error in the user's words, from the most specific cause in its chain.
@@ -234,6 +308,40 @@ fn named_cause(error: &(dyn StdError + 'static)) -> Result<FetchError, String> {
         }
     }
     Err(innermost)
+}
+
+/// Under `--out-dir`: puts a fetched page's file in place (or keeps the previous copy) and says
+/// which.
+fn settle(fetched: Fetched, target: Target) -> (Outcome, Option<crate::record::Saved>) {
+    let Fetched {
+        page,
+        written,
+        validators,
+    } = fetched;
+    if page.revalidated {
+        return (Outcome::Page(page), target.confirmed(validators));
+    }
+    match written {
+        Some(written) => {
+            let fallback = target.clone().kept();
+            match target.settle(written, validators) {
+                Ok(saved) => (Outcome::Page(page), Some(saved)),
+                Err(error) => (
+                    Outcome::Failed(FetchError::Save(error.to_string())),
+                    fallback,
+                ),
+            }
+        }
+        None => (Outcome::Page(page), target.kept()),
+    }
+}
+
+/// A header's value, when it is text.
+fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// A TLS failure in words: what is wrong with the certificate, when that is the problem.

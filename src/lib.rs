@@ -13,6 +13,7 @@ pub mod exit_code;
 pub mod extract;
 pub mod fetch;
 pub mod input;
+pub mod mirror;
 pub mod output;
 pub mod progress;
 pub mod record;

@@ -4,12 +4,12 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use anstyle::{AnsiColor, Style};
+use anstyle::{AnsiColor, Style as Ansi};
 use bytesize::ByteSize;
 use serde::Serialize;
 
 use crate::config::Format;
-use crate::record::{Outcome, Record};
+use crate::record::{Change, Outcome, Record};
 use crate::sanitize::clean;
 
 /// Writes records in one format.
@@ -18,21 +18,26 @@ pub trait Sink {
     fn flush(&mut self) -> io::Result<()>;
 }
 
-/// The writer for `format`. `color` adds ANSI styles (only meaningful for text on a terminal);
-/// `preview_chars` lets the text format mark a preview that was cut short.
-pub fn sink<W: Write + 'static>(
-    format: Format,
-    out: W,
-    color: bool,
-    preview_chars: usize,
-) -> Box<dyn Sink> {
-    match format {
-        Format::Text => Box::new(TextSink {
+/// How records are shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub format: Format,
+    /// ANSI colours (text on a terminal only).
+    pub color: bool,
+    /// The preview length, so the text format can mark a preview that was cut short.
+    pub preview_chars: usize,
+    /// Pages are saved (`--out-dir`): show where.
+    pub paths: bool,
+}
+
+/// The writer for a style.
+pub fn sink<W: Write + 'static>(style: Style, out: W) -> Box<dyn Sink> {
+    match style.format {
+        Format::Text => Box::new(TextSink { out, style }),
+        Format::Jsonl => Box::new(JsonlSink {
             out,
-            color,
-            preview_chars,
+            paths: style.paths,
         }),
-        Format::Jsonl => Box::new(JsonlSink { out }),
     }
 }
 
@@ -51,8 +56,19 @@ pub struct JsonRecord<'a> {
     pub content: Option<&'a str>,
     pub truncated: bool,
     pub attempts: u32,
+    /// Only under `--out-dir`: the saved file, relative to it (null when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+impl<'a> JsonRecord<'a> {
+    /// Adds the `path` field, as under `--out-dir`.
+    pub fn with_path(mut self, path: Option<&'a str>) -> Self {
+        self.path = Some(path);
+        self
+    }
 }
 
 impl<'a> From<&'a Record> for JsonRecord<'a> {
@@ -71,6 +87,7 @@ impl<'a> From<&'a Record> for JsonRecord<'a> {
             content: page.and_then(|p| p.content.as_deref()),
             truncated: page.is_some_and(|p| p.truncated),
             attempts: record.attempts,
+            path: None,
             source: matches!(record.outcome, Outcome::Invalid(_))
                 .then(|| record.source.to_string()),
         }
@@ -79,11 +96,16 @@ impl<'a> From<&'a Record> for JsonRecord<'a> {
 
 struct JsonlSink<W> {
     out: W,
+    paths: bool,
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &JsonRecord::from(record))?;
+        let mut json = JsonRecord::from(record);
+        if self.paths {
+            json = json.with_path(record.saved.as_ref().map(|s| s.path.as_str()));
+        }
+        serde_json::to_writer(&mut self.out, &json)?;
         self.out.write_all(b"\n")
     }
 
@@ -96,20 +118,19 @@ impl<W: Write> Sink for JsonlSink<W> {
 /// lines are reported on stderr by the run, not here.
 struct TextSink<W> {
     out: W,
-    color: bool,
-    preview_chars: usize,
+    style: Style,
 }
 
-const GREEN: Style = AnsiColor::Green.on_default();
-const YELLOW: Style = AnsiColor::Yellow.on_default();
-const RED: Style = AnsiColor::Red.on_default().bold();
-const BOLD: Style = Style::new().bold();
-const DIM: Style = Style::new().dimmed();
+const GREEN: Ansi = AnsiColor::Green.on_default();
+const YELLOW: Ansi = AnsiColor::Yellow.on_default();
+const RED: Ansi = AnsiColor::Red.on_default().bold();
+const BOLD: Ansi = Ansi::new().bold();
+const DIM: Ansi = Ansi::new().dimmed();
 
 impl<W: Write> TextSink<W> {
     /// `style` when colour is on, else the empty style (which renders as nothing).
-    fn style(&self, style: Style) -> Style {
-        if self.color { style } else { Style::new() }
+    fn style(&self, style: Ansi) -> Ansi {
+        if self.style.color { style } else { Ansi::new() }
     }
 }
 
@@ -117,6 +138,7 @@ impl<W: Write> Sink for TextSink<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
         let (status, status_style) = match &record.outcome {
             Outcome::Invalid(_) => return Ok(()),
+            Outcome::Skipped => ("-".to_string(), DIM),
             Outcome::Failed(_) => ("ERR".to_string(), RED),
             Outcome::Page(page) => (
                 page.status.to_string(),
@@ -149,7 +171,7 @@ impl<W: Write> Sink for TextSink<W> {
                     let kind = page.content_type.as_deref().unwrap_or("unknown type");
                     write!(self.out, "  {dim}(binary, {}){dim:#}", clean(kind))?;
                 } else if let Some(content) = page.content.as_deref().filter(|c| !c.is_empty()) {
-                    let cut = content.chars().count() >= self.preview_chars;
+                    let cut = content.chars().count() >= self.style.preview_chars;
                     write!(self.out, "  {content}{}", if cut { "…" } else { "" })?;
                 }
                 if page.truncated {
@@ -159,7 +181,17 @@ impl<W: Write> Sink for TextSink<W> {
             Outcome::Failed(error) => {
                 write!(self.out, "  {s}{}{s:#}", clean(&error.to_string()))?;
             }
+            Outcome::Skipped => write!(self.out, "  {dim}(skipped: already saved){dim:#}")?,
             Outcome::Invalid(_) => {}
+        }
+        if let Some(saved) = &record.saved {
+            let change = match saved.change {
+                Change::New => "new",
+                Change::Changed => "changed",
+                Change::Unchanged => "unchanged",
+                Change::Kept => "kept",
+            };
+            write!(self.out, "  {dim}[{change} {}]{dim:#}", clean(&saved.path))?;
         }
         if record.attempts > 1 {
             write!(self.out, "  {dim}({} attempts){dim:#}", record.attempts)?;
@@ -206,6 +238,7 @@ mod tests {
             elapsed: Duration::from_millis(42),
             attempts: 1,
             outcome,
+            saved: None,
         }
     }
 
@@ -223,10 +256,15 @@ mod tests {
 
     fn text(record: &Record, color: bool) -> String {
         let mut out = Vec::new();
-        TextSink {
-            out: &mut out,
+        let style = Style {
+            format: Format::Text,
             color,
             preview_chars: 100,
+            paths: false,
+        };
+        TextSink {
+            out: &mut out,
+            style,
         }
         .write(record)
         .expect("write");
@@ -235,7 +273,12 @@ mod tests {
 
     fn json(record: &Record) -> serde_json::Value {
         let mut out = Vec::new();
-        JsonlSink { out: &mut out }.write(record).expect("write");
+        JsonlSink {
+            out: &mut out,
+            paths: false,
+        }
+        .write(record)
+        .expect("write");
         assert!(out.ends_with(b"\n"));
         serde_json::from_slice(&out).expect("json")
     }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{FetchError, InputError};
 
@@ -37,12 +37,40 @@ pub struct Page {
     pub truncated: bool,
     /// True when the content type is not text; `content` is then `None`.
     pub binary: bool,
+    /// A 304 answer to a conditional request: the saved copy is current.
+    pub revalidated: bool,
 }
 
 impl Page {
     pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
+        (200..300).contains(&self.status) || self.revalidated
     }
+}
+
+/// How a run left a page's file under `--out-dir`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Saved for the first time.
+    New,
+    /// Saved, and different from the previous copy.
+    Changed,
+    /// The previous copy is current (a 304, the same content, or not requested).
+    Unchanged,
+    /// The fetch failed; the previous good copy was kept as it was.
+    Kept,
+}
+
+/// The file a page is saved in, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// Relative to the output directory.
+    pub path: String,
+    pub sha256: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// When the saved copy was last fetched or confirmed current.
+    pub fetched_at: Option<SystemTime>,
+    pub change: Change,
 }
 
 /// How an entry ended.
@@ -54,6 +82,8 @@ pub enum Outcome {
     Failed(FetchError),
     /// The input line was not a fetchable URL; nothing was requested.
     Invalid(InputError),
+    /// Not requested: `--skip-existing`, and the file was already saved.
+    Skipped,
 }
 
 /// One input entry's result.
@@ -67,11 +97,17 @@ pub struct Record {
     /// Requests sent (1 + retries); 0 for an invalid line.
     pub attempts: u32,
     pub outcome: Outcome,
+    /// The saved file, under `--out-dir`.
+    pub saved: Option<Saved>,
 }
 
 impl Record {
     pub fn is_ok(&self) -> bool {
-        matches!(&self.outcome, Outcome::Page(page) if page.is_success())
+        match &self.outcome {
+            Outcome::Page(page) => page.is_success(),
+            Outcome::Skipped => true,
+            Outcome::Failed(_) | Outcome::Invalid(_) => false,
+        }
     }
 
     pub fn page(&self) -> Option<&Page> {
@@ -84,7 +120,7 @@ impl Record {
     /// The failure in words, when there was no response at all.
     pub fn error(&self) -> Option<String> {
         match &self.outcome {
-            Outcome::Page(_) => None,
+            Outcome::Page(_) | Outcome::Skipped => None,
             Outcome::Failed(error) => Some(error.to_string()),
             Outcome::Invalid(error) => Some(error.to_string()),
         }

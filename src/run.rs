@@ -4,7 +4,7 @@
 //! summary still appears.
 
 use std::io::{self, IsTerminal, Write};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, Stream, StreamExt};
@@ -15,12 +15,17 @@ use crate::config::Config;
 use crate::exit_code::ExitCode;
 use crate::fetch::Fetcher;
 use crate::input::{self, Entry};
+use crate::mirror::{Gone, Mirror};
 use crate::output;
 use crate::progress::Progress;
 use crate::record::{Outcome, Record};
 use crate::summary::Summary;
 
 /// What the pipeline yields to the consumer, one per input entry.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every event is a record; boxing would cost an allocation per URL"
+)]
 enum Event {
     Done(Record),
     Duplicate,
@@ -30,18 +35,25 @@ enum Event {
 /// Runs the whole job and returns the exit code; an `Err` is a start-up or output failure.
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let fetcher = Fetcher::new(&config.fetch)?;
+    let (mirror, mut journal) = match &config.mirror {
+        Some(options) => {
+            let (mirror, journal) = Mirror::open(options)?;
+            (Some(Arc::new(mirror)), Some(journal))
+        }
+        None => (None, None),
+    };
+    let fetcher = Fetcher::new(&config.fetch, mirror.clone())?;
     let mut entries = input::read(&config.inputs)?;
     let stop = watch_signals()?;
 
     let stdout = io::stdout();
-    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let mut sink = output::sink(
-        config.output.format,
-        io::BufWriter::with_capacity(64 * 1024, stdout),
-        color,
-        config.fetch.preview_chars,
-    );
+    let style = output::Style {
+        format: config.output.format,
+        color: stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        preview_chars: config.fetch.preview_chars,
+        paths: mirror.is_some(),
+    };
+    let mut sink = output::sink(style, io::BufWriter::with_capacity(64 * 1024, stdout));
     let show_progress = config.output.progress && io::stderr().is_terminal();
     let progress = Progress::new(
         show_progress,
@@ -69,6 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
                         elapsed: Duration::ZERO,
                         attempts: 0,
                         outcome: Outcome::Invalid(error),
+                        saved: None,
                     }),
                     Entry::Duplicate => Event::Duplicate,
                     Entry::ReadFailed(message) => Event::ReadFailed(message),
@@ -81,6 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
 
     let quiet = config.output.quiet;
     let mut read_failed = false;
+    let mut manifest_failed = false;
     let mut stopped_by = None;
     loop {
         let next = tokio::select! {
@@ -110,6 +124,12 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             }
         };
         summary.add(&record);
+        if let Some(journal) = journal.as_mut().filter(|_| !manifest_failed)
+            && let Err(error) = journal.append(&record)
+        {
+            progress.suspend(|| eprintln!("scrape: cannot write the manifest: {error}"));
+            manifest_failed = true;
+        }
         let ok = record.is_ok();
         progress.finish_entry(ok);
         if let Outcome::Invalid(error) = &record.outcome {
@@ -141,6 +161,20 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         other => other.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?,
     }
     progress.clear();
+    if let (Some(mirror), Some(journal)) = (&mirror, journal) {
+        // Only a complete run knows which URLs left the list; an interrupted one keeps its
+        // appended lines (later lines win) for the next run to build on.
+        if stopped_by.is_none() && !manifest_failed {
+            if let Err(error) = journal.compact() {
+                eprintln!("scrape: cannot write the manifest: {error}");
+                manifest_failed = true;
+            }
+            summary.set_gone(mirror.gone());
+        } else {
+            summary.set_gone(Gone::default());
+        }
+        mirror.close();
+    }
     if !quiet {
         let mut stderr = io::stderr().lock();
         if let Some(code) = stopped_by {
@@ -153,7 +187,13 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         }
         let _ = summary.render(&mut stderr, started.elapsed());
     }
-    Ok(stopped_by.unwrap_or_else(|| ExitCode::from_counts(summary.failed(), read_failed)))
+    let fail_on_change = config.mirror.as_ref().is_some_and(|m| m.fail_on_change);
+    Ok(stopped_by.unwrap_or_else(|| {
+        ExitCode::decide(
+            read_failed || manifest_failed || summary.save_errors() > 0,
+            summary.failed() > 0 || (fail_on_change && summary.changed() > 0),
+        )
+    }))
 }
 
 /// The next event; when none is ready yet, stdout is flushed first, so output is written in large
@@ -183,6 +223,9 @@ fn count_in_background(config: &Config) -> mpsc::Receiver<u64> {
 
 /// Resolves with the exit code of the first SIGINT or SIGTERM.
 fn watch_signals() -> anyhow::Result<oneshot::Receiver<ExitCode>> {
+    // Past a file-size limit (`ulimit -f`) a write must fail with EFBIG, which names the file,
+    // instead of SIGXFSZ killing the process: having a handler is enough (tokio keeps it installed).
+    drop(signal(SignalKind::from_raw(libc::SIGXFSZ))?);
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let (tx, rx) = oneshot::channel();

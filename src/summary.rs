@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::error::FetchError;
+use crate::mirror::Gone;
 use crate::output::{format_elapsed, format_size};
-use crate::record::{Outcome, Record};
+use crate::record::{Change, Outcome, Record};
 
 /// Latencies are recorded in microseconds, from 1 µs to one hour, to 3 significant digits.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -22,6 +24,15 @@ pub struct Summary {
     errors: BTreeMap<(&'static str, &'static str), u64>,
     invalid: u64,
     duplicates: u64,
+    /// Not requested (`--skip-existing`).
+    skipped: u64,
+    /// Under `--out-dir`: pages by what happened to their file.
+    new: u64,
+    changed: u64,
+    unchanged: u64,
+    kept: u64,
+    save_errors: u64,
+    gone: Option<Gone>,
     truncated: u64,
     statuses: BTreeMap<u16, u64>,
     bytes: u64,
@@ -36,6 +47,13 @@ impl Default for Summary {
             errors: BTreeMap::new(),
             invalid: 0,
             duplicates: 0,
+            skipped: 0,
+            new: 0,
+            changed: 0,
+            unchanged: 0,
+            kept: 0,
+            save_errors: 0,
+            gone: None,
             truncated: 0,
             statuses: BTreeMap::new(),
             bytes: 0,
@@ -61,9 +79,36 @@ impl Summary {
                 self.latency
                     .saturating_record(micros.clamp(1, MAX_LATENCY_US));
             }
-            Outcome::Failed(error) => *self.errors.entry(error.kind()).or_default() += 1,
+            Outcome::Failed(error) => {
+                *self.errors.entry(error.kind()).or_default() += 1;
+                self.save_errors += u64::from(matches!(error, FetchError::Save(_)));
+            }
             Outcome::Invalid(_) => self.invalid += 1,
+            Outcome::Skipped => self.skipped += 1,
         }
+        if let Some(saved) = &record.saved {
+            *match saved.change {
+                Change::New => &mut self.new,
+                Change::Changed => &mut self.changed,
+                Change::Unchanged => &mut self.unchanged,
+                Change::Kept => &mut self.kept,
+            } += 1;
+        }
+    }
+
+    /// The previous manifest's URLs that this run's list no longer has.
+    pub fn set_gone(&mut self, gone: Gone) {
+        self.gone = Some(gone);
+    }
+
+    /// Pages whose saved file could not be written: an output error for the exit code.
+    pub fn save_errors(&self) -> u64 {
+        self.save_errors
+    }
+
+    /// Pages saved for the first time or with new content.
+    pub fn changed(&self) -> u64 {
+        self.new + self.changed
     }
 
     pub fn add_duplicate(&mut self) {
@@ -76,19 +121,19 @@ impl Summary {
     }
 
     pub fn entries(&self) -> u64 {
-        self.ok + self.failed()
+        self.ok + self.skipped + self.failed()
     }
 
     /// The closing summary, a few lines of plain text.
     pub fn render(&self, out: &mut dyn Write, wall: Duration) -> io::Result<()> {
         let entries = self.entries();
-        let requests = entries - self.invalid;
+        let requests = entries - self.invalid - self.skipped;
         let rate = requests as f64 / wall.as_secs_f64().max(1e-3);
         write!(
             out,
             "{entries} URLs in {}: {} ok",
             format_elapsed(wall),
-            self.ok
+            self.ok + self.skipped
         )?;
         write!(out, ", {} failed", self.failed())?;
         let mut reasons: Vec<String> = Vec::new();
@@ -120,6 +165,7 @@ impl Summary {
             write!(out, " ({} truncated at --max-bytes)", self.truncated)?;
         }
         writeln!(out, ", {rate:.1} requests/s")?;
+        self.render_mirror(out)?;
         if !self.latency.is_empty() {
             let at =
                 |q: f64| format_elapsed(Duration::from_micros(self.latency.value_at_quantile(q)));
@@ -131,6 +177,47 @@ impl Summary {
                 at(0.99),
                 format_elapsed(Duration::from_micros(self.latency.max()))
             )?;
+        }
+        Ok(())
+    }
+}
+
+impl Summary {
+    /// The `--out-dir` lines: what happened to the files, and URLs gone from the list.
+    fn render_mirror(&self, out: &mut dyn Write) -> io::Result<()> {
+        let Some(gone) = &self.gone else {
+            return Ok(());
+        };
+        write!(
+            out,
+            "saved     {} new, {} changed, {} unchanged, {} failed",
+            self.new,
+            self.changed,
+            self.unchanged,
+            self.failed()
+        )?;
+        if self.kept > 0 {
+            write!(out, " ({} kept the previous copy)", self.kept)?;
+        }
+        writeln!(out)?;
+        if gone.count > 0 {
+            let fate = if gone.pruned > 0 {
+                format!("{} files removed", gone.pruned)
+            } else {
+                "files kept; --prune removes them".to_string()
+            };
+            writeln!(
+                out,
+                "gone      {} no longer in the list ({fate}):",
+                gone.count
+            )?;
+            const SHOWN: usize = 10;
+            for url in gone.urls.iter().take(SHOWN) {
+                writeln!(out, "          {}", crate::sanitize::clean(url))?;
+            }
+            if gone.urls.len() > SHOWN {
+                writeln!(out, "          … and {} more", gone.urls.len() - SHOWN)?;
+            }
         }
         Ok(())
     }
@@ -158,6 +245,7 @@ mod tests {
             elapsed: Duration::from_millis(millis),
             attempts: 1,
             outcome,
+            saved: None,
         }
     }
 

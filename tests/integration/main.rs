@@ -6,6 +6,7 @@ mod support;
 mod fetching;
 mod input;
 mod limits;
+mod mirror;
 mod output;
 mod signals;
 mod tls;

@@ -30,6 +30,8 @@ use tokio::sync::oneshot;
 #[derive(Default)]
 struct Counters {
     hits: Mutex<HashMap<String, usize>>,
+    /// Hits per path that carried If-None-Match or If-Modified-Since.
+    conditional: Mutex<HashMap<String, usize>>,
     /// Per Host header: (requests in flight now, peak).
     in_flight: Mutex<HashMap<String, (usize, usize)>>,
 }
@@ -138,6 +140,12 @@ impl TestServer {
     }
 
     /// The most requests that were in flight at once with this Host header (`name:port`).
+    /// Requests for this path that carried a validator (If-None-Match or If-Modified-Since).
+    pub fn conditional_hits(&self, path: &str) -> usize {
+        let conditional = self.counters.conditional.lock().expect("lock");
+        conditional.get(path).copied().unwrap_or(0)
+    }
+
     /// `"*"` gives the peak over all hosts together.
     pub fn peak_in_flight(&self, host: &str) -> usize {
         let in_flight = self.counters.in_flight.lock().expect("lock");
@@ -181,6 +189,10 @@ fn router(counters: Arc<Counters>) -> Router {
         .route("/flaky/{key}/{failures}", get(flaky))
         .route("/throttled/{key}", get(throttled))
         .route("/binary", get(binary))
+        .route("/cached/{key}", get(cached))
+        .route("/dated/{key}", get(dated))
+        .route("/counter/{key}", get(counter))
+        .route("/flip/{key}", get(flip))
         .route("/hostile", get(hostile))
         .route("/echo-headers", get(echo_headers))
         .layer(middleware::from_fn_with_state(Arc::clone(&counters), count))
@@ -196,6 +208,17 @@ async fn count(State(counters): State<Arc<Counters>>, request: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let headers = request.headers();
+    if headers.contains_key(header::IF_NONE_MATCH)
+        || headers.contains_key(header::IF_MODIFIED_SINCE)
+    {
+        *counters
+            .conditional
+            .lock()
+            .expect("lock")
+            .entry(path.clone())
+            .or_default() += 1;
+    }
     *counters.hits.lock().expect("lock").entry(path).or_default() += 1;
     {
         let mut in_flight = counters.in_flight.lock().expect("lock");
@@ -385,6 +408,65 @@ async fn throttled(State(counters): State<Arc<Counters>>, Path(key): Path<String
     } else {
         html("Allowed", "")
     }
+}
+
+/// A page with an ETag, answering 304 when If-None-Match carries it.
+async fn cached(Path(key): Path<String>, headers: HeaderMap) -> Response {
+    let etag = format!("\"{key}-v1\"");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let mut response = html(&format!("Cached {key}"), "<p>stable</p>");
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag.parse().expect("etag"));
+    response
+}
+
+/// A page with only a Last-Modified date, answering 304 to If-Modified-Since.
+async fn dated(Path(key): Path<String>, headers: HeaderMap) -> Response {
+    const DATE: &str = "Tue, 03 Nov 2026 10:00:00 GMT";
+    if headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        == Some(DATE)
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut response = html(&format!("Dated {key}"), "<p>as of a date</p>");
+    response
+        .headers_mut()
+        .insert(header::LAST_MODIFIED, DATE.parse().expect("date"));
+    response
+}
+
+/// A different body on every request, and no validators.
+async fn counter(State(counters): State<Arc<Counters>>, Path(key): Path<String>) -> Response {
+    let seen = counters.hits.lock().expect("lock")[&format!("/counter/{key}")];
+    html(&format!("Counter {key}"), &format!("<p>visit {seen}</p>"))
+}
+
+/// A full page on the first request; later, a body that breaks off half-way.
+async fn flip(State(counters): State<Arc<Counters>>, Path(key): Path<String>) -> Response {
+    let seen = counters.hits.lock().expect("lock")[&format!("/flip/{key}")];
+    if seen == 1 {
+        return html("Flip", "<p>the good copy</p>");
+    }
+    let stream = futures::stream::iter([
+        Ok(Bytes::from_static(
+            b"<html><head><title>Broken</title></head><body><p>half",
+        )),
+        Err(std::io::Error::other("the server died")),
+    ]);
+    (
+        [(header::CONTENT_TYPE, "text/html")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 async fn binary() -> Response {
