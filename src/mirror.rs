@@ -235,11 +235,16 @@ impl Mirror {
                     change: Change::Kept,
                 })
             });
-        let path = destination.clone();
-        let on_disk = tokio::task::spawn_blocking(move || save::file_sha256(&path))
-            .await
-            .ok()
-            .flatten();
+        // Only a previous copy to check, or --skip-existing, needs the file read (off the reactor).
+        let on_disk = if previous.is_some() || self.options.skip_existing {
+            let path = destination.clone();
+            tokio::task::spawn_blocking(move || save::file_sha256(&path))
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
         if self.options.skip_existing
             && let Some(sha256) = &on_disk
         {

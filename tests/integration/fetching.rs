@@ -173,21 +173,13 @@ fn a_gzip_bomb_stops_at_max_bytes_after_decompression() {
     assert_eq!(record["truncated"], true);
 }
 
-#[test]
-fn memory_stays_flat_while_a_huge_body_streams() {
-    let server = TestServer::start();
-    let file = crate::support::list(&[server.url("/big/300")]);
+/// Runs one URL with `args` while sampling the process's peak RSS; returns the run and the peak.
+fn run_measuring_memory(url: &str, args: &[&str]) -> (crate::support::Run, u64) {
+    let file = crate::support::list(&[url.to_string()]);
     let mut cmd = scrape();
-    cmd.args([
-        "-f",
-        "jsonl",
-        "--no-progress",
-        "--max-bytes",
-        "1GiB",
-        "-t",
-        "60s",
-    ])
-    .arg(file.path());
+    cmd.args(["-f", "jsonl", "--no-progress"])
+        .args(args)
+        .arg(file.path());
     let child = cmd.spawn().expect("spawn");
     let pid = child.id();
     let watcher = std::thread::spawn(move || {
@@ -199,7 +191,14 @@ fn memory_stays_flat_while_a_huge_body_streams() {
         peak
     });
     let out = crate::support::finish(child);
-    let peak_kib = watcher.join().expect("watcher");
+    (out, watcher.join().expect("watcher"))
+}
+
+#[test]
+fn memory_stays_flat_while_a_huge_body_streams() {
+    let server = TestServer::start();
+    let url = server.url("/big/300");
+    let (out, peak_kib) = run_measuring_memory(&url, &["--max-bytes", "1GiB", "-t", "60s"]);
     let record = out.record();
     assert_eq!(record["truncated"], false);
     assert!(record["bytes"].as_u64().expect("bytes") > 300 * 1024 * 1024);
@@ -207,6 +206,25 @@ fn memory_stays_flat_while_a_huge_body_streams() {
     assert!(
         peak_kib < 64 * 1024,
         "peak RSS {peak_kib} KiB for a 300 MiB body"
+    );
+}
+
+#[test]
+fn memory_stays_flat_while_a_huge_body_is_saved() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = server.url("/big/200");
+    let dir_arg = dir.path().display().to_string();
+    let (out, peak_kib) =
+        run_measuring_memory(&url, &["--max-bytes", "1GiB", "-t", "60s", "-o", &dir_arg]);
+    let record = out.record();
+    let saved = dir.path().join(record["path"].as_str().expect("path"));
+    let size = std::fs::metadata(&saved).expect("saved file").len();
+    assert_eq!(Some(size), record["bytes"].as_u64());
+    assert!(size > 200 * 1024 * 1024);
+    assert!(
+        peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB while saving a 200 MiB body"
     );
 }
 
