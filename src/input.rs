@@ -1,6 +1,8 @@
 //! Reads URL lists as a stream of entries: one thread reads the files (and standard input) line by
-//! line and sends each entry down a bounded channel, so fetching starts after the first line, reading
-//! waits when the fetchers are busy, and a list of a million lines is never held in memory.
+//! line and sends the entries down a bounded channel in batches, so fetching starts after the first
+//! line, reading waits when the fetchers are busy, and a list of a million lines is never held in
+//! memory. A batch goes out when it is full or when the next read would wait for more input (a
+//! pipe fed line by line), so batching costs no latency; it saves a thread wake-up per URL.
 //!
 //! Each line is trimmed; blank lines and `#` comments are skipped; the rest is normalised to an
 //! absolute http(s) URL or reported as invalid with its `FILE:LINE`. Duplicates (after
@@ -25,8 +27,10 @@ use crate::record::Source;
 /// Lines longer than this are invalid entries (and are skipped without being held in memory).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// Entries waiting between the reader and the fetchers.
-const CHANNEL_CAPACITY: usize = 1024;
+/// Entries sent at once.
+const BATCH: usize = 256;
+/// Batches waiting between the reader and the fetchers.
+const CHANNEL_BATCHES: usize = 4;
 
 /// A URL to fetch.
 #[derive(Debug, Clone)]
@@ -54,23 +58,23 @@ pub enum Entry {
 /// An input that has been opened.
 struct OpenInput {
     name: Arc<str>,
-    reader: Box<dyn BufRead + Send>,
+    reader: BufReader<Box<dyn Read + Send>>,
 }
 
 /// Opens every input now, so that a missing or unreadable file is a usage error before any request,
-/// then reads them in order on a thread of their own. The receiver yields entries until the inputs
-/// are exhausted; dropping it stops the reader.
-pub fn read(sources: &[InputSource]) -> anyhow::Result<mpsc::Receiver<Entry>> {
+/// then reads them in order on a thread of their own. The receiver yields batches of entries until
+/// the inputs are exhausted; dropping it stops the reader.
+pub fn read(sources: &[InputSource]) -> anyhow::Result<mpsc::Receiver<Vec<Entry>>> {
     let mut inputs = Vec::with_capacity(sources.len());
     for source in sources {
         inputs.push(match source {
             InputSource::Stdin => OpenInput {
                 name: Arc::from("-"),
-                reader: Box::new(BufReader::with_capacity(64 * 1024, io::stdin())),
+                reader: BufReader::with_capacity(64 * 1024, Box::new(io::stdin())),
             },
             InputSource::Url(url) => OpenInput {
                 name: Arc::from("(argument)"),
-                reader: Box::new(io::Cursor::new(url.clone().into_bytes())),
+                reader: BufReader::new(Box::new(io::Cursor::new(url.clone().into_bytes()))),
             },
             InputSource::File(path) => {
                 let file =
@@ -80,12 +84,12 @@ pub fn read(sources: &[InputSource]) -> anyhow::Result<mpsc::Receiver<Entry>> {
                 }
                 OpenInput {
                     name: Arc::from(path.display().to_string()),
-                    reader: Box::new(BufReader::with_capacity(64 * 1024, file)),
+                    reader: BufReader::with_capacity(64 * 1024, Box::new(file)),
                 }
             }
         });
     }
-    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     std::thread::Builder::new()
         .name("scrape-input".into())
         .spawn(move || read_all(inputs, &tx))
@@ -93,8 +97,9 @@ pub fn read(sources: &[InputSource]) -> anyhow::Result<mpsc::Receiver<Entry>> {
     Ok(rx)
 }
 
-fn read_all(inputs: Vec<OpenInput>, tx: &mpsc::Sender<Entry>) {
+fn read_all(inputs: Vec<OpenInput>, tx: &mpsc::Sender<Vec<Entry>>) {
     let mut seen = SeenSet::default();
+    let mut batch = Vec::with_capacity(BATCH);
     for mut input in inputs {
         let mut line = Vec::new();
         let mut number = 0u64;
@@ -109,36 +114,46 @@ fn read_all(inputs: Vec<OpenInput>, tx: &mpsc::Sender<Entry>) {
                         line: number,
                     };
                     match parse_line(&line) {
-                        None => continue,
-                        Some(Ok(url)) if !seen.insert(&url) => Entry::Duplicate,
-                        Some(Ok(url)) => Entry::Fetch(Job { url, source }),
-                        Some(Err(error)) => Entry::Invalid {
+                        None => None,
+                        Some(Ok(url)) if !seen.insert(&url) => Some(Entry::Duplicate),
+                        Some(Ok(url)) => Some(Entry::Fetch(Job { url, source })),
+                        Some(Err(error)) => Some(Entry::Invalid {
                             text: String::from_utf8_lossy(line.trim_ascii()).into_owned(),
                             source,
                             error,
-                        },
+                        }),
                     }
                 }
-                Ok(LineRead::TooLong) => Entry::Invalid {
+                Ok(LineRead::TooLong) => Some(Entry::Invalid {
                     text: String::from_utf8_lossy(&line[..80]).into_owned() + "…",
                     source: Source {
                         file: Arc::clone(&input.name),
                         line: number,
                     },
                     error: InputError::TooLong(MAX_LINE_BYTES),
-                },
+                }),
                 Err(error) => {
-                    let _ = tx.blocking_send(Entry::ReadFailed(format!(
+                    batch.push(Entry::ReadFailed(format!(
                         "cannot read {} at line {number}: {error}",
                         input.name
                     )));
+                    let _ = tx.blocking_send(batch);
                     return;
                 }
             };
-            if tx.blocking_send(entry).is_err() {
+            batch.extend(entry);
+            let would_wait = input.reader.buffer().is_empty();
+            if (batch.len() >= BATCH || (would_wait && !batch.is_empty()))
+                && tx
+                    .blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                    .is_err()
+            {
                 return; // the run stopped listening (Ctrl-C, closed stdout)
             }
         }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
     }
 }
 
@@ -181,7 +196,7 @@ enum LineRead {
 
 /// Reads one line (without its newline) into `line`, holding at most `MAX_LINE_BYTES` of it: the
 /// rest of an over-long line is read and discarded.
-fn read_line(reader: &mut dyn BufRead, line: &mut Vec<u8>) -> io::Result<LineRead> {
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<LineRead> {
     let read = (&mut *reader)
         .take(MAX_LINE_BYTES as u64 + 1)
         .read_until(b'\n', line)?;

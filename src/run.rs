@@ -65,6 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     // a host at its limit does not stop other hosts' URLs from starting.
     let window = config.fetch.concurrency * 4;
     let events = futures::stream::poll_fn(|cx| entries.poll_recv(cx))
+        .flat_map(futures::stream::iter)
         .map(|entry| {
             progress.add_entry();
             let fetcher = &fetcher;

@@ -140,11 +140,16 @@ impl PageFile {
         let dir = destination
             .parent()
             .ok_or_else(|| io::Error::other("no parent directory"))?;
-        fs::create_dir_all(dir).map_err(|e| describe(dir, e))?;
-        let temp = tempfile::Builder::new()
-            .prefix(".#tmp")
-            .tempfile_in(dir)
-            .map_err(|e| describe(dir, e))?;
+        let create = || tempfile::Builder::new().prefix(".#tmp").tempfile_in(dir);
+        // The directory usually exists already: create it only when it turns out not to.
+        let temp = match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(|e| describe(dir, e))?;
+                create()
+            }
+            other => other,
+        }
+        .map_err(|e| describe(dir, e))?;
         Ok(PageFile {
             temp,
             hasher: Sha256::new(),
