@@ -9,14 +9,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::builder::TypedValueParser;
 use clap::{Parser, ValueEnum};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use scraper::Selector;
 
 use crate::config::{
     Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_REDIRECTS, DEFAULT_PER_HOST, DEFAULT_RETRIES,
     DEFAULT_TRUNCATE, FetchOptions, Format, InputSource, MirrorOptions, OutputOptions, ResolvePin,
 };
+use crate::dom::{ExtractOptions, Field};
 
 /// Fetch a list of URLs concurrently and print, for each, its status, time, size, title and the
 /// start of its text.
@@ -110,13 +114,44 @@ pub struct Cli {
     #[arg(long, requires = "out_dir")]
     pub fail_on_change: bool,
 
+    /// Extract the text of every element matching CSS (repeatable); CSS@ATTR takes an attribute
+    /// instead ('a.title@href', 'img@src'; URLs are made absolute).
+    #[arg(short = 's', long = "select", value_name = "CSS", value_parser = parse_field)]
+    pub select: Vec<Field>,
+
+    /// Like --select, with a short NAME for the field in the output (repeatable; these come after
+    /// the --select fields).
+    #[arg(long, value_name = "NAME=CSS", value_parser = parse_named_field)]
+    pub select_name: Vec<Field>,
+
+    /// With -f csv: all matches of a selector joined with SEP (default: the first match only).
+    #[arg(long, value_name = "SEP")]
+    pub join: Option<String>,
+
+    /// List each page's distinct absolute links (fragments dropped).
+    #[arg(long)]
+    pub links: bool,
+
+    /// Print only the links, one per line, e.g. to chain: scrape --links-only a.txt | scrape -
+    #[arg(long)]
+    pub links_only: bool,
+
+    /// With --links or --links-only: only links to the page's own host.
+    #[arg(long)]
+    pub same_host: bool,
+
+    /// Show the page's whole visible text instead of the preview (bounded by --truncate only when
+    /// that is given).
+    #[arg(long)]
+    pub text: bool,
+
     /// Output format on stdout.
     #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = FormatArg::Text)]
     pub format: FormatArg,
 
-    /// Characters of page text shown as the preview (0: no preview).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_TRUNCATE)]
-    pub truncate: usize,
+    /// Characters of page text shown as the preview (0: no preview) [default: 100].
+    #[arg(long, value_name = "N")]
+    pub truncate: Option<usize>,
 
     /// No progress bar on stderr.
     #[arg(long)]
@@ -134,6 +169,8 @@ pub enum FormatArg {
     Text,
     /// One JSON object per line, with stable field names.
     Jsonl,
+    /// A header row, then one row per URL; one column per selector.
+    Csv,
 }
 
 impl From<FormatArg> for Format {
@@ -141,6 +178,7 @@ impl From<FormatArg> for Format {
         match arg {
             FormatArg::Text => Format::Text,
             FormatArg::Jsonl => Format::Jsonl,
+            FormatArg::Csv => Format::Csv,
         }
     }
 }
@@ -167,6 +205,12 @@ impl Cli {
                 .collect()
         };
         let headers: HeaderMap = self.headers.into_iter().collect();
+        let extract = ExtractOptions {
+            fields: self.select.into_iter().chain(self.select_name).collect(),
+            links: self.links || self.links_only,
+            same_host: self.same_host,
+            full_text: self.text.then_some(self.truncate),
+        };
         Ok(Config {
             inputs,
             fetch: FetchOptions {
@@ -183,12 +227,15 @@ impl Cli {
                 proxy: self.proxy,
                 insecure: self.insecure,
                 cacert: self.cacert,
-                preview_chars: self.truncate,
+                preview_chars: self.truncate.unwrap_or(DEFAULT_TRUNCATE),
+                extract: Arc::new(extract),
             },
             output: OutputOptions {
                 format: self.format.into(),
                 quiet: self.quiet,
                 progress: !self.no_progress && !self.quiet,
+                links_only: self.links_only,
+                join: self.join,
             },
             mirror: self.out_dir.map(|dir| MirrorOptions {
                 dir,
@@ -204,6 +251,43 @@ impl Cli {
 fn is_url_argument(text: &str) -> bool {
     let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
     lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// `CSS` or `CSS@ATTR`: a selector validated now, so a bad one stops the run before any request.
+fn parse_field(text: &str) -> Result<Field, String> {
+    let (css, attr) = match text.rsplit_once('@') {
+        Some((css, attr)) if is_attribute_name(attr) && !css.trim().is_empty() => {
+            (css, Some(attr.to_ascii_lowercase()))
+        }
+        _ => (text, None),
+    };
+    let selector = Selector::parse(css.trim())
+        .map_err(|e| format!("invalid CSS selector '{}': {e}", css.trim()))?;
+    Ok(Field {
+        name: text.to_string(),
+        selector,
+        attr,
+    })
+}
+
+/// `NAME=CSS[@ATTR]`.
+fn parse_named_field(text: &str) -> Result<Field, String> {
+    let (name, css) = text
+        .split_once('=')
+        .filter(|(name, _)| !name.trim().is_empty())
+        .ok_or_else(|| format!("'{text}' is not NAME=CSS"))?;
+    Ok(Field {
+        name: name.trim().to_string(),
+        ..parse_field(css)?
+    })
+}
+
+fn is_attribute_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
 }
 
 /// `500ms`, `2s`, `1m30s` (humantime), or a bare number of seconds as curl takes it (`2`, `0.5`).
@@ -376,6 +460,39 @@ mod tests {
         let mirror = config.mirror.expect("mirror options");
         assert_eq!(mirror.dir, PathBuf::from("pages"));
         assert!(mirror.skip_existing && mirror.fail_on_change && !mirror.prune && !mirror.refetch);
+    }
+
+    #[test]
+    fn selectors_are_checked_up_front() {
+        let field = parse_field("a.title@href").expect("valid");
+        assert_eq!(field.attr.as_deref(), Some("href"));
+        assert_eq!(field.name, "a.title@href");
+        let field = parse_field("a[href^='mailto:x@y.org']").expect("valid");
+        assert_eq!(
+            field.attr, None,
+            "an @ inside the selector is not an attribute"
+        );
+        let error = parse_field("div[").expect_err("invalid");
+        assert!(error.contains("div["), "{error}");
+        let named = parse_named_field("price=.item .price").expect("valid");
+        assert_eq!(named.name, "price");
+        assert!(parse_named_field("=h1").is_err());
+        assert!(parse_named_field("h1").is_err());
+    }
+
+    #[test]
+    fn truncate_bounds_full_text_only_when_given() {
+        let config = parse(&["--text", "f"])
+            .expect("parses")
+            .into_config(true)
+            .expect("ok");
+        assert_eq!(config.fetch.extract.full_text, Some(None));
+        assert_eq!(config.fetch.preview_chars, DEFAULT_TRUNCATE);
+        let config = parse(&["--text", "--truncate", "50", "f"])
+            .expect("parses")
+            .into_config(true)
+            .expect("ok");
+        assert_eq!(config.fetch.extract.full_text, Some(Some(50)));
     }
 
     #[test]

@@ -5,9 +5,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
+
+use crate::dom::ExtractOptions;
 
 pub const DEFAULT_CONCURRENCY: usize = 32;
 pub const DEFAULT_PER_HOST: usize = 8;
@@ -57,13 +60,17 @@ pub struct FetchOptions {
     pub cacert: Option<PathBuf>,
     /// Characters of page text to keep for the preview (0: none).
     pub preview_chars: usize,
+    /// Selectors, links and full text, taken from a parsed page.
+    pub extract: Arc<ExtractOptions>,
 }
 
 /// The stdout formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Format {
+    #[default]
     Text,
     Jsonl,
+    Csv,
 }
 
 /// What is shown, and where.
@@ -74,6 +81,10 @@ pub struct OutputOptions {
     pub quiet: bool,
     /// The progress bar is allowed (it still needs stderr to be a terminal).
     pub progress: bool,
+    /// Print only each page's links, one per line.
+    pub links_only: bool,
+    /// CSV: join all matches of a selector with this (else the first match only).
+    pub join: Option<String>,
 }
 
 /// Saving pages under `--out-dir`.

@@ -30,6 +30,9 @@ pub enum FetchError {
     BadRedirect(String),
     #[error("tls: {0}")]
     Tls(String),
+    /// Parsing the page for `--select`, `--links` or `--text` took too long (a hostile page).
+    #[error("parsing the page took longer than {}", format_duration(*.0))]
+    ParseTimeout(Duration),
     /// Writing the page under `--out-dir` failed (the message names the path).
     #[error("cannot save {0}")]
     Save(String),
@@ -63,6 +66,7 @@ impl FetchError {
             | FetchError::BadRedirect(_) => ("redirect error", "redirect errors"),
             FetchError::Tls(_) => ("TLS error", "TLS errors"),
             FetchError::Save(_) => ("write error", "write errors"),
+            FetchError::ParseTimeout(_) => ("parse timeout", "parse timeouts"),
             FetchError::Other(_) => ("other error", "other errors"),
         }
     }

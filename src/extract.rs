@@ -99,12 +99,7 @@ enum Target {
 impl Scanner {
     /// A pass for a body with this `Content-Type` header value (if any).
     pub fn new(content_type: Option<&str>, preview_chars: usize) -> Self {
-        let mime = content_type.and_then(|value| value.parse::<mime::Mime>().ok());
-        let kind = mime.as_ref().and_then(BodyKind::from_mime);
-        let charset = mime
-            .as_ref()
-            .and_then(|m| m.get_param(mime::CHARSET))
-            .and_then(|label| Encoding::for_label(label.as_str().as_bytes()));
+        let (kind, charset) = declared(content_type);
         let state = if kind == Some(BodyKind::Binary) {
             State::Binary
         } else {
@@ -279,6 +274,37 @@ impl Decoding {
             },
         }
     }
+}
+
+/// What a `Content-Type` header says: the kind of body (when it is definite) and its charset.
+fn declared(content_type: Option<&str>) -> (Option<BodyKind>, Option<&'static Encoding>) {
+    let mime = content_type.and_then(|value| value.parse::<mime::Mime>().ok());
+    let kind = mime.as_ref().and_then(BodyKind::from_mime);
+    let charset = mime
+        .as_ref()
+        .and_then(|m| m.get_param(mime::CHARSET))
+        .and_then(|label| Encoding::for_label(label.as_str().as_bytes()));
+    (kind, charset)
+}
+
+/// Whether a body with this `Content-Type` may be HTML (declared so, or to be sniffed).
+pub fn may_be_html(content_type: Option<&str>) -> bool {
+    matches!(declared(content_type).0, Some(BodyKind::Html) | None)
+}
+
+/// A whole HTML body decoded to text, by the same rules as the streaming pass (header charset, BOM,
+/// `<meta>`, then a guess); `None` when the body is not HTML.
+pub fn decode_html(body: &[u8], content_type: Option<&str>) -> Option<String> {
+    let (kind, charset) = declared(content_type);
+    let head = &body[..body.len().min(SNIFF_BYTES)];
+    if kind.unwrap_or_else(|| sniff(head)) != BodyKind::Html {
+        return None;
+    }
+    let encoding = charset
+        .or_else(|| prescan_meta(head))
+        .unwrap_or_else(|| guess_encoding(head));
+    let (text, _, _) = encoding.decode(body); // a BOM overrides, as in the streaming pass
+    Some(text.into_owned())
 }
 
 /// The kind of a body whose type was not declared, from its first bytes.

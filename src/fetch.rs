@@ -18,8 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::config::FetchOptions;
+use crate::dom::{self, ExtractOptions};
 use crate::error::FetchError;
-use crate::extract::Scanner;
+use crate::extract::{self, Scanner};
 use crate::input::Job;
 use crate::mirror::{Mirror, Plan, Target, Validators};
 use crate::record::{Outcome, Page, Record};
@@ -37,6 +38,9 @@ pub struct Fetcher {
     max_bytes: u64,
     preview_chars: usize,
     mirror: Option<Arc<Mirror>>,
+    extract: Arc<ExtractOptions>,
+    /// Pages being parsed at once on the blocking pool (one per core).
+    parsers: Arc<Semaphore>,
 }
 
 /// What one attempt came to, when it did not fail outright.
@@ -56,6 +60,8 @@ struct Fetched {
     /// Under `--out-dir`, a 2xx body written in full, not yet in place.
     written: Option<WrittenPage>,
     validators: Validators,
+    /// The body, kept only when a DOM pass needs it.
+    body: Option<Vec<u8>>,
 }
 
 impl Fetcher {
@@ -97,6 +103,10 @@ impl Fetcher {
             max_bytes: options.max_bytes,
             preview_chars: options.preview_chars,
             mirror,
+            extract: Arc::clone(&options.extract),
+            parsers: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })
     }
 
@@ -146,6 +156,10 @@ impl Fetcher {
             };
             tokio::time::sleep(wait).await;
         };
+        let result = match result {
+            Ok(fetched) => self.parse(fetched).await,
+            Err(error) => Err(error),
+        };
         let (outcome, saved) = match (result, target) {
             (Ok(fetched), None) => (Outcome::Page(fetched.page), None),
             (Err(error), target) => (Outcome::Failed(error), target.and_then(Target::kept)),
@@ -159,6 +173,44 @@ impl Fetcher {
             outcome,
             saved,
         }
+    }
+
+    /// The DOM pass (`--select`, `--links`, `--text`) over a kept body, on the blocking pool so a
+    /// large page never stalls the requests in flight; bounded by `--timeout`, since a hostile page
+    /// can make an HTML parser slow.
+    async fn parse(&self, mut fetched: Fetched) -> Result<Fetched, FetchError> {
+        let Some(body) = fetched.body.take() else {
+            return Ok(fetched);
+        };
+        let _permit = Arc::clone(&self.parsers)
+            .acquire_owned()
+            .await
+            .expect("the parser semaphore is never closed");
+        let options = Arc::clone(&self.extract);
+        let content_type = fetched.page.content_type.clone();
+        let Ok(page_url) = Url::parse(&fetched.page.final_url) else {
+            return Ok(fetched);
+        };
+        let task = tokio::task::spawn_blocking(move || {
+            let html = extract::decode_html(&body, content_type.as_deref())?;
+            Some(dom::extract(&html, &page_url, &options))
+        });
+        let extraction = match tokio::time::timeout(self.timeout, task).await {
+            Ok(joined) => joined.ok().flatten(),
+            Err(_) => return Err(FetchError::ParseTimeout(self.timeout)),
+        };
+        if let Some(extraction) = extraction {
+            let page = &mut fetched.page;
+            page.selected = extraction.selected;
+            page.links = extraction.links;
+            if extraction.text.is_some() {
+                page.content = extraction.text;
+            }
+        } else {
+            // Not HTML: extraction yields nothing, which is not an error.
+            fetched.page.selected = vec![Vec::new(); self.extract.fields.len()];
+        }
+        Ok(fetched)
     }
 
     /// The per-host permit first, then a global one: a host at its limit waits without holding one
@@ -229,6 +281,10 @@ impl Fetcher {
             _ => None,
         };
         let mut scanner = Scanner::new(content_type.as_deref(), self.preview_chars);
+        let mut body = (self.extract.needs_dom()
+            && (200..300).contains(&status)
+            && extract::may_be_html(content_type.as_deref()))
+        .then(Vec::new);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e))? {
             let room = self.max_bytes - page.bytes;
             let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));
@@ -237,6 +293,9 @@ impl Fetcher {
             }
             if let Some(file) = &mut file {
                 file.write(&chunk[..take]).map_err(save_error)?;
+            }
+            if let Some(body) = &mut body {
+                body.extend_from_slice(&chunk[..take]);
             }
             page.bytes += take as u64;
             if take < chunk.len() {
@@ -253,6 +312,7 @@ impl Fetcher {
             page,
             written: file.map(PageFile::finish).transpose().map_err(save_error)?,
             validators,
+            body,
         })
     }
 
@@ -317,6 +377,7 @@ fn settle(fetched: Fetched, target: Target) -> (Outcome, Option<crate::record::S
         page,
         written,
         validators,
+        ..
     } = fetched;
     if page.revalidated {
         return (Outcome::Page(page), target.confirmed(validators));

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dom;
 pub mod error;
 pub mod exit_code;
 pub mod extract;

@@ -2,6 +2,7 @@
 //! (stdout in the binary, a `Vec<u8>` in tests); none of them computes anything about a result.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style as Ansi};
@@ -19,7 +20,7 @@ pub trait Sink {
 }
 
 /// How records are shown.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Style {
     pub format: Format,
     /// ANSI colours (text on a terminal only).
@@ -28,15 +29,30 @@ pub struct Style {
     pub preview_chars: usize,
     /// Pages are saved (`--out-dir`): show where.
     pub paths: bool,
+    /// The names of the `--select` fields, in order.
+    pub fields: Arc<[String]>,
+    /// Show each page's links.
+    pub links: bool,
+    /// `content` is the whole text (`--text`), shown below the line in the text format.
+    pub full_text: bool,
+    /// CSV: join all matches of a field with this, instead of taking the first.
+    pub join: Option<String>,
+    /// Print only links (`--links-only`), whatever the format.
+    pub links_only: bool,
 }
 
 /// The writer for a style.
 pub fn sink<W: Write + 'static>(style: Style, out: W) -> Box<dyn Sink> {
+    if style.links_only {
+        return Box::new(LinksSink { out });
+    }
     match style.format {
         Format::Text => Box::new(TextSink { out, style }),
-        Format::Jsonl => Box::new(JsonlSink {
-            out,
-            paths: style.paths,
+        Format::Jsonl => Box::new(JsonlSink { out, style }),
+        Format::Csv => Box::new(CsvSink {
+            out: csv::Writer::from_writer(out),
+            style,
+            header_written: false,
         }),
     }
 }
@@ -59,6 +75,12 @@ pub struct JsonRecord<'a> {
     /// Only under `--out-dir`: the saved file, relative to it (null when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Option<&'a str>>,
+    /// Only with `--select`: the values of each field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected: Option<Selected<'a>>,
+    /// Only with `--links`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }
@@ -68,6 +90,43 @@ impl<'a> JsonRecord<'a> {
     pub fn with_path(mut self, path: Option<&'a str>) -> Self {
         self.path = Some(path);
         self
+    }
+
+    /// The record with the fields `style` asks for beyond the stable ones.
+    fn styled(record: &'a Record, style: &'a Style) -> Self {
+        let mut json = JsonRecord::from(record);
+        let page = record.page();
+        if style.paths {
+            json = json.with_path(record.saved.as_ref().map(|s| s.path.as_str()));
+        }
+        if !style.fields.is_empty() {
+            json.selected = Some(Selected {
+                names: &style.fields,
+                values: page.map_or(&[], |p| p.selected.as_slice()),
+            });
+        }
+        if style.links {
+            json.links = Some(page.map_or(&[], |p| p.links.as_slice()));
+        }
+        json
+    }
+}
+
+/// `{"<field>": [values…], …}`, in the order of the fields.
+#[derive(Debug)]
+pub struct Selected<'a> {
+    names: &'a [String],
+    values: &'a [Vec<String>],
+}
+
+impl Serialize for Selected<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.names.len()))?;
+        for (i, name) in self.names.iter().enumerate() {
+            map.serialize_entry(name, self.values.get(i).map_or(&[][..], Vec::as_slice))?;
+        }
+        map.end()
     }
 }
 
@@ -88,6 +147,8 @@ impl<'a> From<&'a Record> for JsonRecord<'a> {
             truncated: page.is_some_and(|p| p.truncated),
             attempts: record.attempts,
             path: None,
+            selected: None,
+            links: None,
             source: matches!(record.outcome, Outcome::Invalid(_))
                 .then(|| record.source.to_string()),
         }
@@ -96,16 +157,12 @@ impl<'a> From<&'a Record> for JsonRecord<'a> {
 
 struct JsonlSink<W> {
     out: W,
-    paths: bool,
+    style: Style,
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        let mut json = JsonRecord::from(record);
-        if self.paths {
-            json = json.with_path(record.saved.as_ref().map(|s| s.path.as_str()));
-        }
-        serde_json::to_writer(&mut self.out, &json)?;
+        serde_json::to_writer(&mut self.out, &JsonRecord::styled(record, &self.style))?;
         self.out.write_all(b"\n")
     }
 
@@ -170,6 +227,8 @@ impl<W: Write> Sink for TextSink<W> {
                 if page.binary {
                     let kind = page.content_type.as_deref().unwrap_or("unknown type");
                     write!(self.out, "  {dim}(binary, {}){dim:#}", clean(kind))?;
+                } else if self.style.full_text {
+                    // Shown below the line.
                 } else if let Some(content) = page.content.as_deref().filter(|c| !c.is_empty()) {
                     let cut = content.chars().count() >= self.style.preview_chars;
                     write!(self.out, "  {content}{}", if cut { "…" } else { "" })?;
@@ -196,7 +255,127 @@ impl<W: Write> Sink for TextSink<W> {
         if record.attempts > 1 {
             write!(self.out, "  {dim}({} attempts){dim:#}", record.attempts)?;
         }
-        self.out.write_all(b"\n")
+        self.out.write_all(b"\n")?;
+        if let Some(page) = record.page() {
+            self.write_extraction(page)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl<W: Write> TextSink<W> {
+    /// Below the result line: one indented line per selected value, per link, per line of text.
+    fn write_extraction(&mut self, page: &crate::record::Page) -> io::Result<()> {
+        let bold = self.style(BOLD);
+        let limit = self.style.preview_chars.max(1);
+        for (name, values) in self.style.fields.iter().zip(&page.selected) {
+            for value in values {
+                let shown: String = value.chars().take(limit).collect();
+                let cut = if shown.len() < value.len() { "…" } else { "" };
+                writeln!(self.out, "    {bold}{}:{bold:#} {shown}{cut}", clean(name))?;
+            }
+        }
+        if self.style.links {
+            for link in &page.links {
+                writeln!(self.out, "    -> {link}")?;
+            }
+        }
+        if self.style.full_text
+            && let Some(text) = &page.content
+        {
+            for line in text.lines() {
+                writeln!(self.out, "    {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `--links-only`: each page's links, one per line, nothing else.
+struct LinksSink<W> {
+    out: W,
+}
+
+impl<W: Write> Sink for LinksSink<W> {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        for link in record.page().map_or(&[][..], |p| p.links.as_slice()) {
+            writeln!(self.out, "{link}")?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A header row, then one row per URL: the jsonl fields, `path` under `--out-dir`, and one column
+/// per `--select` field (its first value, or all of them joined with `--join`).
+struct CsvSink<W: Write> {
+    out: csv::Writer<W>,
+    style: Style,
+    header_written: bool,
+}
+
+const CSV_COLUMNS: &[&str] = &[
+    "url",
+    "final_url",
+    "status",
+    "ok",
+    "error",
+    "elapsed_ms",
+    "bytes",
+    "content_type",
+    "title",
+    "content",
+    "truncated",
+    "attempts",
+];
+
+impl<W: Write> Sink for CsvSink<W> {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        if !self.header_written {
+            let mut header: Vec<&str> = CSV_COLUMNS.to_vec();
+            if self.style.paths {
+                header.push("path");
+            }
+            header.extend(self.style.fields.iter().map(String::as_str));
+            self.out.write_record(&header)?;
+            self.header_written = true;
+        }
+        let json = JsonRecord::from(record);
+        let text = |value: Option<&str>| value.unwrap_or_default().to_string();
+        let mut row = vec![
+            json.url.to_string(),
+            text(json.final_url),
+            json.status.map(|s| s.to_string()).unwrap_or_default(),
+            json.ok.to_string(),
+            json.error.unwrap_or_default(),
+            json.elapsed_ms.to_string(),
+            json.bytes.to_string(),
+            text(json.content_type),
+            text(json.title),
+            text(json.content),
+            json.truncated.to_string(),
+            json.attempts.to_string(),
+        ];
+        if self.style.paths {
+            row.push(text(record.saved.as_ref().map(|s| s.path.as_str())));
+        }
+        let selected = record.page().map_or(&[][..], |p| p.selected.as_slice());
+        for i in 0..self.style.fields.len() {
+            let values = selected.get(i).map_or(&[][..], Vec::as_slice);
+            row.push(match &self.style.join {
+                Some(separator) => values.join(separator),
+                None => values.first().cloned().unwrap_or_default(),
+            });
+        }
+        self.out.write_record(&row)?;
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -260,7 +439,7 @@ mod tests {
             format: Format::Text,
             color,
             preview_chars: 100,
-            paths: false,
+            ..Style::default()
         };
         TextSink {
             out: &mut out,
@@ -275,7 +454,7 @@ mod tests {
         let mut out = Vec::new();
         JsonlSink {
             out: &mut out,
-            paths: false,
+            style: Style::default(),
         }
         .write(record)
         .expect("write");

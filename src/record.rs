@@ -39,6 +39,10 @@ pub struct Page {
     pub binary: bool,
     /// A 304 answer to a conditional request: the saved copy is current.
     pub revalidated: bool,
+    /// Per `--select` field, the values found.
+    pub selected: Vec<Vec<String>>,
+    /// With `--links`: the page's distinct absolute links.
+    pub links: Vec<String>,
 }
 
 impl Page {

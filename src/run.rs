@@ -47,11 +47,17 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let stop = watch_signals()?;
 
     let stdout = io::stdout();
+    let extract = &config.fetch.extract;
     let style = output::Style {
         format: config.output.format,
         color: stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         preview_chars: config.fetch.preview_chars,
         paths: mirror.is_some(),
+        fields: extract.fields.iter().map(|f| f.name.clone()).collect(),
+        links: extract.links,
+        full_text: extract.full_text.is_some(),
+        join: config.output.join.clone(),
+        links_only: config.output.links_only,
     };
     let mut sink = output::sink(style, io::BufWriter::with_capacity(64 * 1024, stdout));
     let show_progress = config.output.progress && io::stderr().is_terminal();

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod extraction;
 mod fetching;
 mod input;
 mod limits;

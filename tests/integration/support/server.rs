@@ -189,6 +189,9 @@ fn router(counters: Arc<Counters>) -> Router {
         .route("/flaky/{key}/{failures}", get(flaky))
         .route("/throttled/{key}", get(throttled))
         .route("/binary", get(binary))
+        .route("/shop/{name}", get(shop))
+        .route("/xhtml", get(xhtml))
+        .route("/huge-html/{mb}", get(huge_html))
         .route("/cached/{key}", get(cached))
         .route("/dated/{key}", get(dated))
         .route("/counter/{key}", get(counter))
@@ -467,6 +470,43 @@ async fn flip(State(counters): State<Arc<Counters>>, Path(key): Path<String>) ->
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// A page for extraction: nested markup, entities, relative, root-relative and protocol-relative
+/// links, a `<base href>`, hidden content, and markup that is not closed properly.
+async fn shop(Path(name): Path<String>) -> Response {
+    let body = format!(
+        r#"<!doctype html><html><head><title>Shop {name}</title><base href="/catalog/">
+        <style>.price {{ color: red }}</style><script>document.write("<h1>fake</h1>")</script></head>
+        <body><h1>Deals &amp; <em>offers</em></h1>
+        <ul id="items">
+          <li class="item"><a class="title" href="widget.html#specs">Widget</a> <span class="price">€&nbsp;10</span></li>
+          <li class="item"><a class="title" href="/gadget">Gadget</a> <span class="price">€ 20</span></li>
+          <li class="item"><a class="title" href="//cdn.example/x">Elsewhere</a></li>
+        </ul>
+        <p>Unclosed <b>bold <i>and italic</p><p>Next paragraph
+        <a href="mailto:shop@example.com">mail</a><a href="widget.html">again</a>
+        <noscript>turn on scripts</noscript><template><p>inert</p></template>
+        <img src="img/logo.png" alt="logo"></body></html>"#
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+async fn xhtml() -> Response {
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><head><title>XHTML</title></head>
+<body><h1>Served as XHTML</h1></body></html>"#;
+    ([(header::CONTENT_TYPE, "application/xhtml+xml")], body).into_response()
+}
+
+/// `mb` megabytes of HTML made of many small elements: slow to parse into a DOM.
+async fn huge_html(Path(mb): Path<usize>) -> Response {
+    let item = "<div class=\"row\"><p>cell <b>one</b></p><p>cell <i>two</i></p></div>\n";
+    let body = format!(
+        "<html><head><title>Huge</title></head><body>{}</body></html>",
+        item.repeat(mb * 1024 * 1024 / item.len())
+    );
+    ([(header::CONTENT_TYPE, "text/html")], body).into_response()
 }
 
 async fn binary() -> Response {
