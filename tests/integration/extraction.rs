@@ -91,7 +91,7 @@ fn csv_has_a_column_per_selector() {
     assert_eq!(rows.len(), 3);
     let shop = rows
         .iter()
-        .find(|r| &r[0] == server.url("/shop/1"))
+        .find(|r| r[0] == server.url("/shop/1"))
         .expect("row for /shop/1");
     assert_eq!(&shop[header.len() - 2], "Deals & offers");
     assert_eq!(&shop[header.len() - 1], "€ 10", "the first match");
