@@ -25,7 +25,7 @@ use crate::input::Job;
 use crate::mirror::{Mirror, Plan, Target, Validators};
 use crate::record::{Outcome, Page, Record};
 use crate::retry;
-use crate::save::{PageFile, WrittenPage};
+use crate::save::{DiskWriter, WrittenPage};
 
 /// Everything the fetch futures share: one client (one connection pool) and the limits.
 pub struct Fetcher {
@@ -37,7 +37,7 @@ pub struct Fetcher {
     retries: u32,
     max_bytes: u64,
     preview_chars: usize,
-    mirror: Option<Arc<Mirror>>,
+    mirror: Option<(Arc<Mirror>, DiskWriter)>,
     extract: Arc<ExtractOptions>,
     /// Pages being parsed at once on the blocking pool (one per core).
     parsers: Arc<Semaphore>,
@@ -65,8 +65,11 @@ struct Fetched {
 }
 
 impl Fetcher {
-    /// The client for these options; with a mirror, pages are saved in it.
-    pub fn new(options: &FetchOptions, mirror: Option<Arc<Mirror>>) -> anyhow::Result<Self> {
+    /// The client for these options; with a mirror, pages are saved in it by the writer.
+    pub fn new(
+        options: &FetchOptions,
+        mirror: Option<(Arc<Mirror>, DiskWriter)>,
+    ) -> anyhow::Result<Self> {
         let mut builder = Client::builder()
             .user_agent(options.user_agent.clone())
             .default_headers(options.headers.clone())
@@ -114,7 +117,7 @@ impl Fetcher {
     pub async fn fetch(&self, job: Job) -> Record {
         let target = match &self.mirror {
             None => None,
-            Some(mirror) => match mirror.plan(&job.url).await {
+            Some((mirror, _)) => match mirror.plan(&job.url).await {
                 Plan::Fetch(target) => Some(target),
                 Plan::Skip(saved) => {
                     return Record {
@@ -274,10 +277,13 @@ impl Fetcher {
             ..Page::default()
         };
         let save_error = |e: io::Error| FetchError::Save(e.to_string());
-        let mut file = match target {
-            Some(target) if (200..300).contains(&status) => {
-                Some(PageFile::create(target.destination.clone()).map_err(save_error)?)
-            }
+        let mut file = match (target, &self.mirror) {
+            (Some(target), Some((_, writer))) if (200..300).contains(&status) => Some(
+                writer
+                    .create(target.destination.clone())
+                    .await
+                    .map_err(save_error)?,
+            ),
             _ => None,
         };
         let mut scanner = Scanner::new(content_type.as_deref(), self.preview_chars);
@@ -292,7 +298,7 @@ impl Fetcher {
                 scanner.feed(&chunk[..take]);
             }
             if let Some(file) = &mut file {
-                file.write(&chunk[..take]).map_err(save_error)?;
+                file.write(chunk.slice(..take)).await.map_err(save_error)?;
             }
             if let Some(body) = &mut body {
                 body.extend_from_slice(&chunk[..take]);
@@ -310,7 +316,10 @@ impl Fetcher {
         page.binary = extracted.binary;
         Ok(Fetched {
             page,
-            written: file.map(PageFile::finish).transpose().map_err(save_error)?,
+            written: match file {
+                Some(file) => Some(file.finish().await.map_err(save_error)?),
+                None => None,
+            },
             validators,
             body,
         })

@@ -7,6 +7,7 @@ use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
@@ -19,6 +20,7 @@ use crate::mirror::{Gone, Mirror};
 use crate::output;
 use crate::progress::Progress;
 use crate::record::{Outcome, Record};
+use crate::save::DiskWriter;
 use crate::summary::Summary;
 
 /// What the pipeline yields to the consumer, one per input entry.
@@ -42,7 +44,14 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         }
         None => (None, None),
     };
-    let fetcher = Fetcher::new(&config.fetch, mirror.clone())?;
+    let writer = match &mirror {
+        Some(_) => Some(DiskWriter::spawn().context("cannot start the file writer")?),
+        None => None,
+    };
+    let fetcher = Fetcher::new(
+        &config.fetch,
+        mirror.clone().zip(writer.as_ref().map(|(w, _)| w.clone())),
+    )?;
     let mut entries = input::read(&config.inputs)?;
     let stop = watch_signals()?;
 
@@ -102,6 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     let quiet = config.output.quiet;
     let mut read_failed = false;
     let mut manifest_failed = false;
+    let mut stdout_error: Option<io::Error> = None;
     let mut stopped_by = None;
     loop {
         let next = tokio::select! {
@@ -112,10 +122,10 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         let event = match next {
             Ok(Some(event)) => event,
             Ok(None) => break,
-            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok(ExitCode::Success);
+            Err(error) => {
+                stdout_error = Some(error);
+                break;
             }
-            Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
         };
         let record = match event {
             Event::Done(record) => record,
@@ -153,21 +163,37 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             }
             Ok::<_, io::Error>(())
         });
-        match written {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
-                return Ok(ExitCode::Success);
-            }
-            Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
+        if let Err(error) = written {
+            stdout_error = Some(error);
+            break;
         }
     }
-    // Dropping the stream cancels whatever is still in flight after a signal.
+    // Dropping the stream cancels whatever is still in flight after a signal; once the fetcher
+    // and its writer handle are gone too, the writer thread removes abandoned temporary files and
+    // ends.
     drop(events);
-    match sink.flush() {
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::Success),
-        other => other.map_err(|e| anyhow::Error::new(e).context("cannot write to stdout"))?,
+    drop(fetcher);
+    if let Some((writer, thread)) = writer {
+        drop(writer);
+        let _ = thread.join();
+    }
+    if stdout_error.is_none()
+        && let Err(error) = sink.flush()
+    {
+        stdout_error = Some(error);
     }
     progress.clear();
+    if let Some(error) = stdout_error {
+        // A closed stdout (`scrape … | head`) ends the run quietly; the manifest keeps what was
+        // appended (an interrupted run's manifest).
+        if let Some(mirror) = &mirror {
+            mirror.close();
+        }
+        return match error.kind() {
+            io::ErrorKind::BrokenPipe => Ok(ExitCode::Success),
+            _ => Err(anyhow::Error::new(error).context("cannot write to stdout")),
+        };
+    }
     if let (Some(mirror), Some(journal)) = (&mirror, journal) {
         // Only a complete run knows which URLs left the list; an interrupted one keeps its
         // appended lines (later lines win) for the next run to build on.
