@@ -12,9 +12,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 lab=${BENCH_LAB:-$root/../shared/bench}
 [[ -f $lab/run.sh ]] || { echo "bench: no lab at $lab (set BENCH_LAB)" >&2; exit 1; }
 
-# xargs-curl (one process per URL, ~2 min per run) is left out unless asked for, and so is
-# `scrape` (which saves pages with -o) until saving exists: scrape-stdout is the terminal mode.
-export TOOLS=${TOOLS:-"oha wrk curl-parallel wget2 aria2c lychee scrape-stdout"}
+# xargs-curl (one process per URL, ~2 min per run) is left out unless asked for.
+export TOOLS=${TOOLS:-"oha wrk curl-parallel wget2 aria2c lychee scrape scrape-stdout"}
 export SCENARIOS=${SCENARIOS:-"a b c d"}
 export REPEAT=${REPEAT:-3}
 
