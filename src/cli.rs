@@ -17,8 +17,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use scraper::Selector;
 
 use crate::config::{
-    Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_REDIRECTS, DEFAULT_PER_HOST, DEFAULT_RETRIES,
-    DEFAULT_TRUNCATE, FetchOptions, Format, InputSource, MirrorOptions, OutputOptions, ResolvePin,
+    Accept, Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_REDIRECTS, DEFAULT_PER_HOST, DEFAULT_RETRIES,
+    DEFAULT_TRUNCATE, FetchOptions, Format, InputSource, Method, MirrorOptions, OutputOptions,
+    ResolvePin,
 };
 use crate::dom::{ExtractOptions, Field};
 
@@ -57,6 +58,14 @@ pub struct Cli {
     /// Extra attempts after a connect error, a timeout, or a 429/502/503/504 answer.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES)]
     pub retries: u32,
+
+    /// Final statuses that count as success, e.g. 200..=299,301,304 (every mode).
+    #[arg(long, value_name = "SPEC", default_value = "200..=299")]
+    pub accept: Accept,
+
+    /// Request method: GET, or HEAD (headers only; a 405 or 501 answer falls back to GET).
+    #[arg(long, value_name = "METHOD", value_enum, ignore_case = true, default_value_t = MethodArg::Get)]
+    pub method: MethodArg,
 
     /// Redirects followed before giving up.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REDIRECTS)]
@@ -162,6 +171,13 @@ pub struct Cli {
     pub quiet: bool,
 }
 
+/// `--method` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Get,
+    Head,
+}
+
 /// `--format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -187,6 +203,9 @@ impl Cli {
     /// The validated run settings. `stdin_is_terminal` decides what no FILE means: read piped
     /// input, or tell the user what is missing instead of waiting on the keyboard.
     pub fn into_config(self, stdin_is_terminal: bool) -> Result<Config, String> {
+        if self.method == MethodArg::Head && self.out_dir.is_some() {
+            return Err("--method HEAD reads no body, so --out-dir would save nothing".into());
+        }
         let inputs = if self.files.is_empty() {
             if stdin_is_terminal {
                 return Err("no input: give a FILE of URLs, or pipe URLs on standard input".into());
@@ -229,6 +248,11 @@ impl Cli {
                 cacert: self.cacert,
                 preview_chars: self.truncate.unwrap_or(DEFAULT_TRUNCATE),
                 extract: Arc::new(extract),
+                accept: self.accept,
+                method: match self.method {
+                    MethodArg::Get => Method::Get,
+                    MethodArg::Head => Method::Head,
+                },
             },
             output: OutputOptions {
                 format: self.format.into(),

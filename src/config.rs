@@ -4,7 +4,9 @@
 //! structs. Defaults live here as constants so that the help text and the library cannot disagree.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +39,63 @@ pub struct ResolvePin {
     pub addr: SocketAddr,
 }
 
+/// The final statuses that count as success (`--accept`), as inclusive ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accept(Vec<RangeInclusive<u16>>);
+
+impl Default for Accept {
+    fn default() -> Self {
+        Accept(vec![200..=299])
+    }
+}
+
+impl Accept {
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|range| range.contains(&status))
+    }
+}
+
+impl FromStr for Accept {
+    type Err = String;
+
+    /// `200..=299,301,304`: statuses and ranges (`A..=B`, or `A..B` without B), comma-separated.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let status = |s: &str| -> Result<u16, String> {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (100..=599).contains(n))
+                .ok_or_else(|| format!("'{}' is not an HTTP status (100 to 599)", s.trim()))
+        };
+        let ranges = text
+            .split(',')
+            .map(|item| {
+                if let Some((from, to)) = item.split_once("..=") {
+                    Ok(status(from)?..=status(to)?)
+                } else if let Some((from, to)) = item.split_once("..") {
+                    Ok(status(from)?..=status(to)?.saturating_sub(1))
+                } else {
+                    let single = status(item)?;
+                    Ok(single..=single)
+                }
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if ranges.iter().any(|r| r.is_empty()) {
+            return Err(format!("'{text}' has an empty range"));
+        }
+        Ok(Accept(ranges))
+    }
+}
+
+/// The request method (`--method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Method {
+    #[default]
+    Get,
+    /// Headers only; a server that refuses HEAD (405, 501) is asked again with GET.
+    Head,
+}
+
 /// How requests are made.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
@@ -62,6 +121,8 @@ pub struct FetchOptions {
     pub preview_chars: usize,
     /// Selectors, links and full text, taken from a parsed page.
     pub extract: Arc<ExtractOptions>,
+    pub accept: Accept,
+    pub method: Method,
 }
 
 /// The stdout formats.
@@ -108,4 +169,22 @@ pub struct Config {
     pub fetch: FetchOptions,
     pub output: OutputOptions,
     pub mirror: Option<MirrorOptions>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_takes_statuses_and_ranges() {
+        let accept: Accept = "200..=299,301, 304".parse().expect("valid");
+        assert!(accept.contains(200) && accept.contains(299) && accept.contains(304));
+        assert!(!accept.contains(300) && !accept.contains(404));
+        let exclusive: Accept = "200..300".parse().expect("valid");
+        assert!(exclusive.contains(299) && !exclusive.contains(300));
+        assert!("2xx".parse::<Accept>().is_err());
+        assert!("700".parse::<Accept>().is_err());
+        assert!("300..=200".parse::<Accept>().is_err());
+        assert!(Accept::default().contains(204) && !Accept::default().contains(304));
+    }
 }

@@ -17,7 +17,7 @@ use reqwest::{Client, Response, redirect};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
-use crate::config::FetchOptions;
+use crate::config::{Accept, FetchOptions, Method};
 use crate::dom::{self, ExtractOptions};
 use crate::error::FetchError;
 use crate::extract::{self, Scanner};
@@ -39,6 +39,8 @@ pub struct Fetcher {
     preview_chars: usize,
     mirror: Option<(Arc<Mirror>, DiskWriter)>,
     extract: Arc<ExtractOptions>,
+    accept: Accept,
+    method: Method,
     /// Pages being parsed at once on the blocking pool (one per core).
     parsers: Arc<Semaphore>,
 }
@@ -107,6 +109,8 @@ impl Fetcher {
             preview_chars: options.preview_chars,
             mirror,
             extract: Arc::clone(&options.extract),
+            accept: options.accept.clone(),
+            method: options.method,
             parsers: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -233,16 +237,30 @@ impl Fetcher {
         retries_left: bool,
         target: Option<&Target>,
     ) -> Result<Step, FetchError> {
-        let mut request = self.client.get(url.clone());
-        if let Some(validators) = target.and_then(Target::validators) {
-            if let Some(etag) = validators.etag {
-                request = request.header(IF_NONE_MATCH, etag);
+        let validators = target.and_then(Target::validators);
+        let send = |method: reqwest::Method| {
+            let mut request = self.client.request(method, url.clone());
+            if let Some(validators) = &validators {
+                if let Some(etag) = &validators.etag {
+                    request = request.header(IF_NONE_MATCH, etag);
+                }
+                if let Some(date) = &validators.last_modified {
+                    request = request.header(IF_MODIFIED_SINCE, date);
+                }
             }
-            if let Some(date) = validators.last_modified {
-                request = request.header(IF_MODIFIED_SINCE, date);
-            }
+            request.send()
+        };
+        let mut response = match self.method {
+            Method::Get => send(reqwest::Method::GET).await,
+            Method::Head => send(reqwest::Method::HEAD).await,
         }
-        let response = request.send().await.map_err(|e| self.classify(&e))?;
+        .map_err(|e| self.classify(&e))?;
+        if self.method == Method::Head && matches!(response.status().as_u16(), 405 | 501) {
+            // Servers that do not implement HEAD are asked the usual way.
+            response = send(reqwest::Method::GET)
+                .await
+                .map_err(|e| self.classify(&e))?;
+        }
         let status = response.status().as_u16();
         if retries_left && retry::is_retryable_status(status) {
             let asked = response
@@ -273,6 +291,7 @@ impl Fetcher {
         let mut page = Page {
             final_url: response.url().to_string(),
             status,
+            accepted: self.accept.contains(status),
             revalidated: status == 304 && target.is_some_and(|t| t.revalidate),
             ..Page::default()
         };

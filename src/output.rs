@@ -425,6 +425,7 @@ mod tests {
         Page {
             final_url: "http://example.com/".into(),
             status: 200,
+            accepted: true,
             bytes: 2048,
             content_type: Some("text/html".into()),
             title: Some("Example".into()),

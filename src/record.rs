@@ -37,6 +37,8 @@ pub struct Page {
     pub truncated: bool,
     /// True when the content type is not text; `content` is then `None`.
     pub binary: bool,
+    /// The status is one `--accept` allows.
+    pub accepted: bool,
     /// A 304 answer to a conditional request: the saved copy is current.
     pub revalidated: bool,
     /// Per `--select` field, the values found.
@@ -47,7 +49,7 @@ pub struct Page {
 
 impl Page {
     pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status) || self.revalidated
+        self.accepted || self.revalidated
     }
 }
 

@@ -252,6 +252,7 @@ mod tests {
     fn page(status: u16) -> Outcome {
         Outcome::Page(Page {
             status,
+            accepted: (200..300).contains(&status),
             bytes: 1000,
             ..Page::default()
         })

@@ -389,3 +389,57 @@ fn requests_go_through_a_proxy_from_the_flag_or_the_environment() {
         "the proxy saw the request"
     );
 }
+
+#[test]
+fn accept_decides_which_statuses_pass() {
+    let server = TestServer::start();
+    let urls = [
+        server.url("/status/404"),
+        server.url("/status/301"),
+        server.url("/page/a"),
+    ];
+    let out = run_jsonl(&urls, &["--accept", "200..=299,301,404"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.records().values().all(|r| r["ok"] == true),
+        "{}",
+        out.stdout
+    );
+
+    let out = run_jsonl(&urls, &["--accept", "404"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let records = out.records();
+    assert_eq!(records[&server.url("/status/404")]["ok"], true);
+    assert_eq!(
+        records[&server.url("/page/a")]["ok"],
+        false,
+        "200 is not in --accept 404"
+    );
+}
+
+#[test]
+fn head_requests_fall_back_to_get_when_refused() {
+    let server = TestServer::start();
+    let out = run_jsonl(
+        &[server.url("/page/h"), server.url("/no-head")],
+        &["--method", "HEAD"],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let records = out.records();
+    assert_eq!(records[&server.url("/page/h")]["bytes"], 0);
+    assert_eq!(server.methods("/page/h"), ["HEAD"]);
+    assert_eq!(server.methods("/no-head"), ["HEAD", "GET"]);
+    assert_eq!(records[&server.url("/no-head")]["title"], "GET only");
+}
+
+#[test]
+fn head_with_an_out_dir_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = scrape();
+    cmd.args(["--method", "head", "-o"])
+        .arg(dir.path())
+        .arg("http://127.0.0.1:9/");
+    let out = crate::support::run(cmd);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--method HEAD"), "{}", out.stderr);
+}

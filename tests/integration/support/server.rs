@@ -32,6 +32,8 @@ struct Counters {
     hits: Mutex<HashMap<String, usize>>,
     /// Hits per path that carried If-None-Match or If-Modified-Since.
     conditional: Mutex<HashMap<String, usize>>,
+    /// The methods of the requests per path, in arrival order.
+    methods: Mutex<HashMap<String, Vec<String>>>,
     /// Per Host header: (requests in flight now, peak).
     in_flight: Mutex<HashMap<String, (usize, usize)>>,
 }
@@ -146,6 +148,12 @@ impl TestServer {
         conditional.get(path).copied().unwrap_or(0)
     }
 
+    /// The methods of the requests for this path, in arrival order.
+    pub fn methods(&self, path: &str) -> Vec<String> {
+        let methods = self.counters.methods.lock().expect("lock");
+        methods.get(path).cloned().unwrap_or_default()
+    }
+
     /// `"*"` gives the peak over all hosts together.
     pub fn peak_in_flight(&self, host: &str) -> usize {
         let in_flight = self.counters.in_flight.lock().expect("lock");
@@ -189,6 +197,11 @@ fn router(counters: Arc<Counters>) -> Router {
         .route("/flaky/{key}/{failures}", get(flaky))
         .route("/throttled/{key}", get(throttled))
         .route("/binary", get(binary))
+        .route(
+            "/no-head",
+            get(|| async { html("GET only", "") })
+                .head(|| async { StatusCode::METHOD_NOT_ALLOWED }),
+        )
         .route("/shop/{name}", get(shop))
         .route("/xhtml", get(xhtml))
         .route("/huge-html/{mb}", get(huge_html))
@@ -222,6 +235,13 @@ async fn count(State(counters): State<Arc<Counters>>, request: Request, next: Ne
             .entry(path.clone())
             .or_default() += 1;
     }
+    counters
+        .methods
+        .lock()
+        .expect("lock")
+        .entry(path.clone())
+        .or_default()
+        .push(request.method().to_string());
     *counters.hits.lock().expect("lock").entry(path).or_default() += 1;
     {
         let mut in_flight = counters.in_flight.lock().expect("lock");
