@@ -59,6 +59,23 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES)]
     pub retries: u32,
 
+    /// Check mode for CI: one OK/FAIL line per URL with the reason, no previews; bodies are read
+    /// only when an expectation needs them.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Fail a URL whose page text does not contain STRING.
+    #[arg(long, value_name = "STRING")]
+    pub expect_text: Option<String>,
+
+    /// Fail a URL whose page has no element matching CSS.
+    #[arg(long, value_name = "CSS", value_parser = parse_field)]
+    pub expect_selector: Option<Field>,
+
+    /// Fail a URL that takes longer than DURATION.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_latency: Option<Duration>,
+
     /// Final statuses that count as success, e.g. 200..=299,301,304 (every mode).
     #[arg(long, value_name = "SPEC", default_value = "200..=299")]
     pub accept: Accept,
@@ -229,6 +246,14 @@ impl Cli {
             links: self.links || self.links_only,
             same_host: self.same_host,
             full_text: self.text.then_some(self.truncate),
+            expect_text: self.expect_text,
+            expect_selector: self.expect_selector,
+        };
+        let read_body = !self.check || extract.needs_dom() || self.out_dir.is_some();
+        let preview_chars = if self.check {
+            0
+        } else {
+            self.truncate.unwrap_or(DEFAULT_TRUNCATE)
         };
         Ok(Config {
             inputs,
@@ -246,8 +271,10 @@ impl Cli {
                 proxy: self.proxy,
                 insecure: self.insecure,
                 cacert: self.cacert,
-                preview_chars: self.truncate.unwrap_or(DEFAULT_TRUNCATE),
+                preview_chars,
                 extract: Arc::new(extract),
+                max_latency: self.max_latency,
+                read_body,
                 accept: self.accept,
                 method: match self.method {
                     MethodArg::Get => Method::Get,
@@ -260,6 +287,7 @@ impl Cli {
                 progress: !self.no_progress && !self.quiet,
                 links_only: self.links_only,
                 join: self.join,
+                check: self.check,
             },
             mirror: self.out_dir.map(|dir| MirrorOptions {
                 dir,

@@ -123,6 +123,10 @@ pub struct FetchOptions {
     pub extract: Arc<ExtractOptions>,
     pub accept: Accept,
     pub method: Method,
+    /// `--max-latency`: a slower answer fails its URL.
+    pub max_latency: Option<Duration>,
+    /// Read bodies; `--check` without anything to look for in them does not.
+    pub read_body: bool,
 }
 
 /// The stdout formats.
@@ -146,6 +150,8 @@ pub struct OutputOptions {
     pub links_only: bool,
     /// CSV: join all matches of a selector with this (else the first match only).
     pub join: Option<String>,
+    /// `--check`: one OK/FAIL line per URL in the text format.
+    pub check: bool,
 }
 
 /// Saving pages under `--out-dir`.

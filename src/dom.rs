@@ -29,12 +29,32 @@ pub struct ExtractOptions {
     pub same_host: bool,
     /// The whole visible text, up to this many characters (`None`: all of it).
     pub full_text: Option<Option<usize>>,
+    /// `--expect-text`: the page's text must contain this.
+    pub expect_text: Option<String>,
+    /// `--expect-selector`: at least one element must match.
+    pub expect_selector: Option<Field>,
 }
 
 impl ExtractOptions {
     /// Whether any option needs the page parsed.
     pub fn needs_dom(&self) -> bool {
-        !self.fields.is_empty() || self.links || self.full_text.is_some()
+        !self.fields.is_empty()
+            || self.links
+            || self.full_text.is_some()
+            || self.expect_text.is_some()
+            || self.expect_selector.is_some()
+    }
+
+    /// Checks a body that is not HTML: only `--expect-text` can pass on one.
+    pub fn check_text(&self, text: &str) -> Option<String> {
+        if let Some(wanted) = &self.expect_text
+            && !text.contains(wanted.as_str())
+        {
+            return Some(format!("text {wanted:?} not found"));
+        }
+        self.expect_selector
+            .as_ref()
+            .map(|field| format!("no element matches {} (not an HTML page)", field.name))
     }
 }
 
@@ -47,6 +67,8 @@ pub struct Extraction {
     pub links: Vec<String>,
     /// The visible text, with block elements on lines of their own.
     pub text: Option<String>,
+    /// Why the page fails `--expect-text` or `--expect-selector`.
+    pub check_failure: Option<String>,
 }
 
 /// Attributes whose values are URLs, resolved to absolute URLs when selected.
@@ -85,10 +107,25 @@ pub fn extract(html: &str, page_url: &Url, options: &ExtractOptions) -> Extracti
     let text = options
         .full_text
         .map(|limit| visible_text(&document, limit.unwrap_or(usize::MAX)));
+    let mut check_failure = None;
+    if let Some(wanted) = &options.expect_text {
+        // Matched against the text as shown (entities decoded, whitespace collapsed).
+        let shown = visible_text(&document, usize::MAX).replace('\n', " ");
+        if !shown.contains(clean(wanted).as_ref()) {
+            check_failure = Some(format!("text {wanted:?} not found"));
+        }
+    }
+    if let Some(field) = &options.expect_selector
+        && check_failure.is_none()
+        && document.select(&field.selector).next().is_none()
+    {
+        check_failure = Some(format!("no element matches {}", field.name));
+    }
     Extraction {
         selected,
         links,
         text,
+        check_failure,
     }
 }
 
@@ -326,6 +363,44 @@ mod tests {
         };
         let text = extract(PAGE, &page_url(), &limited).text.expect("text");
         assert_eq!(text.replace('\n', "").chars().count(), 20, "{text:?}");
+    }
+
+    #[test]
+    fn expectations_name_what_is_missing() {
+        let options = ExtractOptions {
+            expect_text: Some("Prices & offers".into()),
+            expect_selector: Some(field(".price", None)),
+            ..ExtractOptions::default()
+        };
+        assert_eq!(extract(PAGE, &page_url(), &options).check_failure, None);
+        let missing = ExtractOptions {
+            expect_text: Some("Sold out".into()),
+            ..ExtractOptions::default()
+        };
+        assert_eq!(
+            extract(PAGE, &page_url(), &missing)
+                .check_failure
+                .as_deref(),
+            Some("text \"Sold out\" not found")
+        );
+        let hidden = ExtractOptions {
+            expect_text: Some("not text".into()),
+            ..ExtractOptions::default()
+        };
+        assert!(
+            extract(PAGE, &page_url(), &hidden).check_failure.is_some(),
+            "script text counted"
+        );
+        let no_match = ExtractOptions {
+            expect_selector: Some(field("h1.title", None)),
+            ..ExtractOptions::default()
+        };
+        assert_eq!(
+            extract(PAGE, &page_url(), &no_match)
+                .check_failure
+                .as_deref(),
+            Some("no element matches h1.title")
+        );
     }
 
     #[test]

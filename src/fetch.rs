@@ -41,6 +41,8 @@ pub struct Fetcher {
     extract: Arc<ExtractOptions>,
     accept: Accept,
     method: Method,
+    max_latency: Option<Duration>,
+    read_body: bool,
     /// Pages being parsed at once on the blocking pool (one per core).
     parsers: Arc<Semaphore>,
 }
@@ -111,6 +113,8 @@ impl Fetcher {
             extract: Arc::clone(&options.extract),
             accept: options.accept.clone(),
             method: options.method,
+            max_latency: options.max_latency,
+            read_body: options.read_body,
             parsers: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -167,15 +171,26 @@ impl Fetcher {
             Ok(fetched) => self.parse(fetched).await,
             Err(error) => Err(error),
         };
-        let (outcome, saved) = match (result, target) {
+        let (mut outcome, saved) = match (result, target) {
             (Ok(fetched), None) => (Outcome::Page(fetched.page), None),
             (Err(error), target) => (Outcome::Failed(error), target.and_then(Target::kept)),
             (Ok(fetched), Some(target)) => settle(fetched, target),
         };
+        let elapsed = started.map_or(Duration::ZERO, |t| t.elapsed());
+        if let (Outcome::Page(page), Some(limit)) = (&mut outcome, self.max_latency)
+            && elapsed > limit
+            && page.check_failure.is_none()
+        {
+            page.check_failure = Some(format!(
+                "took {} (over --max-latency {})",
+                crate::output::format_elapsed(elapsed),
+                humantime::format_duration(limit)
+            ));
+        }
         Record {
             url: job.url.into(),
             source: job.source,
-            elapsed: started.map_or(Duration::ZERO, |t| t.elapsed()),
+            elapsed,
             attempts,
             outcome,
             saved,
@@ -199,8 +214,13 @@ impl Fetcher {
             return Ok(fetched);
         };
         let task = tokio::task::spawn_blocking(move || {
-            let html = extract::decode_html(&body, content_type.as_deref())?;
-            Some(dom::extract(&html, &page_url, &options))
+            match extract::decode_html(&body, content_type.as_deref()) {
+                Some(html) => Some(dom::extract(&html, &page_url, &options)),
+                None => Some(dom::Extraction {
+                    check_failure: options.check_text(&String::from_utf8_lossy(&body)),
+                    ..dom::Extraction::default()
+                }),
+            }
         });
         let extraction = match tokio::time::timeout(self.timeout, task).await {
             Ok(joined) => joined.ok().flatten(),
@@ -208,14 +228,17 @@ impl Fetcher {
         };
         if let Some(extraction) = extraction {
             let page = &mut fetched.page;
-            page.selected = extraction.selected;
+            // Not HTML: nothing is selected, which is not an error.
+            page.selected = if extraction.selected.is_empty() {
+                vec![Vec::new(); self.extract.fields.len()]
+            } else {
+                extraction.selected
+            };
             page.links = extraction.links;
+            page.check_failure = extraction.check_failure;
             if extraction.text.is_some() {
                 page.content = extraction.text;
             }
-        } else {
-            // Not HTML: extraction yields nothing, which is not an error.
-            fetched.page.selected = vec![Vec::new(); self.extract.fields.len()];
         }
         Ok(fetched)
     }
@@ -307,9 +330,21 @@ impl Fetcher {
         };
         let mut scanner = Scanner::new(content_type.as_deref(), self.preview_chars);
         let mut body = (self.extract.needs_dom()
-            && (200..300).contains(&status)
-            && extract::may_be_html(content_type.as_deref()))
+            && page.accepted
+            && (extract::may_be_html(content_type.as_deref())
+                || self.extract.expect_text.is_some()))
         .then(Vec::new);
+        if !self.read_body {
+            // `--check` with nothing to look for in the body: the status is the answer.
+            page.bytes = response.content_length().unwrap_or(0);
+            page.content_type = content_type;
+            return Ok(Fetched {
+                page,
+                written: None,
+                validators,
+                body: None,
+            });
+        }
         while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e))? {
             let room = self.max_bytes - page.bytes;
             let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));

@@ -39,6 +39,8 @@ pub struct Style {
     pub join: Option<String>,
     /// Print only links (`--links-only`), whatever the format.
     pub links_only: bool,
+    /// `--check`: the text format prints OK/FAIL lines.
+    pub check: bool,
 }
 
 /// The writer for a style.
@@ -191,8 +193,48 @@ impl<W: Write> TextSink<W> {
     }
 }
 
+impl<W: Write> TextSink<W> {
+    /// `OK   200   45ms  URL` or `FAIL 404   12ms  URL  reason`.
+    fn write_check(&mut self, record: &Record) -> io::Result<()> {
+        let failure = record.failure();
+        let (verdict, style) = match &failure {
+            None => ("OK", GREEN),
+            Some(_) => ("FAIL", RED),
+        };
+        let (s, dim) = (self.style(style), self.style(DIM));
+        let status = record
+            .page()
+            .map_or_else(|| "ERR".to_string(), |p| p.status.to_string());
+        write!(
+            self.out,
+            "{s}{verdict:<4}{s:#} {status:<3} {dim}{:>6}{dim:#}  {}",
+            format_elapsed(record.elapsed),
+            clean(&record.url)
+        )?;
+        if let Some(page) = record.page()
+            && page.final_url != record.url
+        {
+            write!(self.out, " {dim}->{dim:#} {}", clean(&page.final_url))?;
+        }
+        if let Some(reason) = failure {
+            write!(self.out, "  {s}{}{s:#}", clean(&reason))?;
+        }
+        if record.attempts > 1 {
+            write!(self.out, "  {dim}({} attempts){dim:#}", record.attempts)?;
+        }
+        self.out.write_all(b"\n")
+    }
+}
+
 impl<W: Write> Sink for TextSink<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
+        if self.style.check {
+            return if matches!(record.outcome, Outcome::Invalid(_)) {
+                Ok(())
+            } else {
+                self.write_check(record)
+            };
+        }
         let (status, status_style) = match &record.outcome {
             Outcome::Invalid(_) => return Ok(()),
             Outcome::Skipped => ("-".to_string(), DIM),

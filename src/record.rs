@@ -45,11 +45,13 @@ pub struct Page {
     pub selected: Vec<Vec<String>>,
     /// With `--links`: the page's distinct absolute links.
     pub links: Vec<String>,
+    /// Why the page fails an expectation (`--expect-text`, `--expect-selector`, `--max-latency`).
+    pub check_failure: Option<String>,
 }
 
 impl Page {
     pub fn is_success(&self) -> bool {
-        self.accepted || self.revalidated
+        (self.accepted || self.revalidated) && self.check_failure.is_none()
     }
 }
 
@@ -123,10 +125,23 @@ impl Record {
         }
     }
 
-    /// The failure in words, when there was no response at all.
+    /// Why the entry failed, in words (`None` when it is ok): the error, a failed expectation, or
+    /// a status that `--accept` does not allow.
+    pub fn failure(&self) -> Option<String> {
+        if self.is_ok() {
+            return None;
+        }
+        self.error().or_else(|| {
+            self.page()
+                .map(|page| format!("status {} not accepted", page.status))
+        })
+    }
+
+    /// The failure in words: no response, an invalid line, or a failed expectation.
     pub fn error(&self) -> Option<String> {
         match &self.outcome {
-            Outcome::Page(_) | Outcome::Skipped => None,
+            Outcome::Page(page) => page.check_failure.clone(),
+            Outcome::Skipped => None,
             Outcome::Failed(error) => Some(error.to_string()),
             Outcome::Invalid(error) => Some(error.to_string()),
         }

@@ -67,6 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         full_text: extract.full_text.is_some(),
         join: config.output.join.clone(),
         links_only: config.output.links_only,
+        check: config.output.check,
     };
     let mut sink = output::sink(style, io::BufWriter::with_capacity(64 * 1024, stdout));
     let show_progress = config.output.progress && io::stderr().is_terminal();

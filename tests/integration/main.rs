@@ -3,6 +3,7 @@
 
 mod support;
 
+mod check;
 mod extraction;
 mod fetching;
 mod input;

@@ -1,0 +1,117 @@
+//! `--check`: OK/FAIL lines with reasons, expectations on text, elements and latency, and bodies
+//! left unread when nothing needs them.
+
+use std::time::Duration;
+
+use crate::support::{Run, TestServer, list, run, run_jsonl, scrape};
+
+fn run_check(urls: &[String], args: &[&str]) -> Run {
+    let file = list(urls);
+    let mut cmd = scrape();
+    cmd.args(["--check", "--no-progress"])
+        .args(args)
+        .arg(file.path());
+    run(cmd)
+}
+
+fn line_for<'a>(out: &'a Run, url: &str) -> &'a str {
+    out.stdout
+        .lines()
+        .find(|line| line.contains(url))
+        .unwrap_or_else(|| panic!("no line for {url} in\n{}", out.stdout))
+}
+
+#[test]
+fn each_url_gets_ok_or_fail_with_the_reason() {
+    let server = TestServer::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let refused = format!("http://{}/", closed.local_addr().expect("addr"));
+    drop(closed);
+    let urls = [
+        server.url("/page/a"),
+        server.url("/status/404"),
+        refused.clone(),
+    ];
+    let out = run_check(&urls, &["--retries", "0"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(line_for(&out, &server.url("/page/a")).starts_with("OK   200 "));
+    let missing = line_for(&out, &server.url("/status/404"));
+    assert!(missing.starts_with("FAIL 404 "), "{missing}");
+    assert!(missing.ends_with("status 404 not accepted"), "{missing}");
+    let error = line_for(&out, &refused);
+    assert!(
+        error.starts_with("FAIL ERR ") && error.ends_with("connection refused"),
+        "{error}"
+    );
+    assert!(
+        !out.stdout.contains("Heading a"),
+        "check mode shows no preview"
+    );
+}
+
+#[test]
+fn without_expectations_the_body_is_not_read() {
+    let server = TestServer::start();
+    // The body trickles for a minute: only the status line and headers can make this pass.
+    let out = run_check(&[server.url("/trickle")], &["-t", "3s", "--retries", "0"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        out.elapsed
+    );
+}
+
+#[test]
+fn expected_text_and_elements_are_checked() {
+    let server = TestServer::start();
+    let page = server.url("/page/a");
+    let ok = run_check(
+        std::slice::from_ref(&page),
+        &["--expect-text", "Text of page a", "--expect-selector", "h1"],
+    );
+    assert_eq!(ok.code, 0, "{ok:?}");
+
+    let out = run_check(std::slice::from_ref(&page), &["--expect-text", "Welcome"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        line_for(&out, &page).ends_with("text \"Welcome\" not found"),
+        "{}",
+        out.stdout
+    );
+
+    let out = run_check(
+        std::slice::from_ref(&page),
+        &["--expect-selector", "h1.title"],
+    );
+    assert!(
+        line_for(&out, &page).ends_with("no element matches h1.title"),
+        "{}",
+        out.stdout
+    );
+
+    let plain = server.url("/echo-headers");
+    let out = run_jsonl(
+        std::slice::from_ref(&plain),
+        &["--expect-text", "user-agent=scrape/"],
+    );
+    assert_eq!(out.code, 0, "text bodies are searched too: {out:?}");
+    let out = run_jsonl(std::slice::from_ref(&plain), &["--expect-text", "nowhere"]);
+    assert_eq!(out.record()["error"], "text \"nowhere\" not found");
+    assert_eq!(out.record()["ok"], false);
+}
+
+#[test]
+fn max_latency_fails_slow_answers() {
+    let server = TestServer::start();
+    let slow = server.url("/slow/400/x");
+    let fast = server.url("/page/fast");
+    let out = run_check(&[slow.clone(), fast.clone()], &["--max-latency", "200ms"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(line_for(&out, &fast).starts_with("OK "));
+    let line = line_for(&out, &slow);
+    assert!(
+        line.starts_with("FAIL 200 ") && line.contains("over --max-latency 200ms"),
+        "{line}"
+    );
+}
