@@ -19,7 +19,7 @@ use scraper::Selector;
 use crate::config::{
     Accept, Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_REDIRECTS, DEFAULT_PER_HOST, DEFAULT_RETRIES,
     DEFAULT_TRUNCATE, FetchOptions, Format, InputSource, Method, MirrorOptions, OutputOptions,
-    ResolvePin,
+    ReportFile, ResolvePin,
 };
 use crate::dom::{ExtractOptions, Field};
 
@@ -175,6 +175,15 @@ pub struct Cli {
     #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = FormatArg::Text)]
     pub format: FormatArg,
 
+    /// Also write a report to FILE (repeatable), atomically at the end of the run; its format
+    /// follows the extension (.json .jsonl .csv .xml .md .sarif) unless --report-format is given.
+    #[arg(long, value_name = "FILE")]
+    pub report: Vec<PathBuf>,
+
+    /// The format of every --report file.
+    #[arg(long, value_name = "FORMAT", value_enum, requires = "report")]
+    pub report_format: Option<FormatArg>,
+
     /// Characters of page text shown as the preview (0: no preview) [default: 100].
     #[arg(long, value_name = "N")]
     pub truncate: Option<usize>,
@@ -204,6 +213,16 @@ pub enum FormatArg {
     Jsonl,
     /// A header row, then one row per URL; one column per selector.
     Csv,
+    /// One JSON document: the results array and a summary.
+    Json,
+    /// JUnit XML: one testcase per URL, failures with their reason.
+    Junit,
+    /// A Markdown summary and table (PR comments, $GITHUB_STEP_SUMMARY).
+    Markdown,
+    /// SARIF 2.1.0: one result per failed URL, at its line in the list.
+    Sarif,
+    /// GitHub workflow commands: an ::error annotation per failure.
+    Github,
 }
 
 impl From<FormatArg> for Format {
@@ -212,6 +231,11 @@ impl From<FormatArg> for Format {
             FormatArg::Text => Format::Text,
             FormatArg::Jsonl => Format::Jsonl,
             FormatArg::Csv => Format::Csv,
+            FormatArg::Json => Format::Json,
+            FormatArg::Junit => Format::Junit,
+            FormatArg::Markdown => Format::Markdown,
+            FormatArg::Sarif => Format::Sarif,
+            FormatArg::Github => Format::Github,
         }
     }
 }
@@ -241,6 +265,24 @@ impl Cli {
                 .collect()
         };
         let headers: HeaderMap = self.headers.into_iter().collect();
+        let reports = self
+            .report
+            .into_iter()
+            .map(|path| {
+                let format = self
+                    .report_format
+                    .map(Format::from)
+                    .or_else(|| Format::from_extension(&path))
+                    .ok_or_else(|| {
+                        format!(
+                            "cannot tell the format of --report {} from its name: use .json, \
+                             .jsonl, .csv, .xml, .md or .sarif, or --report-format",
+                            path.display()
+                        )
+                    })?;
+                Ok(ReportFile { path, format })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let extract = ExtractOptions {
             fields: self.select.into_iter().chain(self.select_name).collect(),
             links: self.links || self.links_only,
@@ -288,6 +330,7 @@ impl Cli {
                 links_only: self.links_only,
                 join: self.join,
                 check: self.check,
+                reports,
             },
             mirror: self.out_dir.map(|dir| MirrorOptions {
                 dir,

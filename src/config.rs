@@ -136,6 +136,33 @@ pub enum Format {
     Text,
     Jsonl,
     Csv,
+    Json,
+    Junit,
+    Markdown,
+    Sarif,
+    Github,
+}
+
+impl Format {
+    /// The format a report file's name implies.
+    pub fn from_extension(path: &std::path::Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "jsonl" | "ndjson" => Some(Format::Jsonl),
+            "csv" => Some(Format::Csv),
+            "xml" => Some(Format::Junit),
+            "md" | "markdown" => Some(Format::Markdown),
+            "sarif" => Some(Format::Sarif),
+            _ => None,
+        }
+    }
+}
+
+/// A `--report FILE` to write at the end of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFile {
+    pub path: PathBuf,
+    pub format: Format,
 }
 
 /// What is shown, and where.
@@ -152,6 +179,8 @@ pub struct OutputOptions {
     pub join: Option<String>,
     /// `--check`: one OK/FAIL line per URL in the text format.
     pub check: bool,
+    /// Reports written besides stdout.
+    pub reports: Vec<ReportFile>,
 }
 
 /// Saving pages under `--out-dir`.

@@ -18,6 +18,7 @@ pub mod mirror;
 pub mod output;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod retry;
 pub mod run;
 pub mod sanitize;

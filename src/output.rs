@@ -12,11 +12,16 @@ use serde::Serialize;
 use crate::config::Format;
 use crate::record::{Change, Outcome, Record};
 use crate::sanitize::clean;
+use crate::summary::Totals;
 
 /// Writes records in one format.
 pub trait Sink {
     fn write(&mut self, record: &Record) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
+    /// The run is over: write what comes after the records (a document's totals) and flush.
+    fn finish(&mut self, _totals: &Totals) -> io::Result<()> {
+        self.flush()
+    }
 }
 
 /// How records are shown.
@@ -44,11 +49,11 @@ pub struct Style {
 }
 
 /// The writer for a style.
-pub fn sink<W: Write + 'static>(style: Style, out: W) -> Box<dyn Sink> {
+pub fn sink<W: Write + 'static>(style: Style, out: W) -> io::Result<Box<dyn Sink>> {
     if style.links_only {
-        return Box::new(LinksSink { out });
+        return Ok(Box::new(LinksSink { out }));
     }
-    match style.format {
+    Ok(match style.format {
         Format::Text => Box::new(TextSink { out, style }),
         Format::Jsonl => Box::new(JsonlSink { out, style }),
         Format::Csv => Box::new(CsvSink {
@@ -56,7 +61,10 @@ pub fn sink<W: Write + 'static>(style: Style, out: W) -> Box<dyn Sink> {
             style,
             header_written: false,
         }),
-    }
+        report => {
+            crate::report::sink(report, &style, out)?.expect("every other format is a report")
+        }
+    })
 }
 
 /// The stable jsonl fields, shared by every structured format.
@@ -95,7 +103,7 @@ impl<'a> JsonRecord<'a> {
     }
 
     /// The record with the fields `style` asks for beyond the stable ones.
-    fn styled(record: &'a Record, style: &'a Style) -> Self {
+    pub fn styled(record: &'a Record, style: &'a Style) -> Self {
         let mut json = JsonRecord::from(record);
         let page = record.page();
         if style.paths {

@@ -12,7 +12,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
-use crate::config::Config;
+use crate::config::{Config, ReportFile};
 use crate::exit_code::ExitCode;
 use crate::fetch::Fetcher;
 use crate::input::{self, Entry};
@@ -69,7 +69,9 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         links_only: config.output.links_only,
         check: config.output.check,
     };
-    let mut sink = output::sink(style, io::BufWriter::with_capacity(64 * 1024, stdout));
+    let mut reports = open_reports(&config.output.reports, &style)?;
+    let mut sink = output::sink(style, io::BufWriter::with_capacity(64 * 1024, stdout))
+        .context("cannot prepare the output")?;
     let show_progress = config.output.progress && io::stderr().is_terminal();
     let progress = Progress::new(
         show_progress,
@@ -154,6 +156,11 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             let line = format!("{}: {error}", record.source);
             progress.suspend(|| eprintln!("{line}"));
         }
+        for report in &mut reports {
+            if let Err(error) = report.sink.write(&record) {
+                report.error.get_or_insert(error);
+            }
+        }
         if quiet && ok {
             continue;
         }
@@ -178,10 +185,14 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         drop(writer);
         let _ = thread.join();
     }
+    let totals = summary.totals(started.elapsed());
     if stdout_error.is_none()
-        && let Err(error) = sink.flush()
+        && let Err(error) = sink.finish(&totals)
     {
         stdout_error = Some(error);
+    }
+    for report in reports {
+        report.finish(&totals)?;
     }
     progress.clear();
     if let Some(error) = stdout_error {
@@ -228,6 +239,70 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             summary.failed() > 0 || (fail_on_change && summary.changed() > 0),
         )
     }))
+}
+
+/// A `--report` file being written: a temporary file beside it, renamed into place at the end.
+struct Report {
+    sink: Box<dyn output::Sink>,
+    temp: tempfile::NamedTempFile,
+    path: std::path::PathBuf,
+    /// The first write error; reported at the end, when the file is not put in place.
+    error: Option<io::Error>,
+}
+
+impl Report {
+    fn finish(mut self, totals: &crate::summary::Totals) -> anyhow::Result<()> {
+        let path = self.path.display().to_string();
+        if let Some(error) = self.error.take() {
+            return Err(anyhow::Error::new(error).context(format!("cannot write {path}")));
+        }
+        self.sink
+            .finish(totals)
+            .with_context(|| format!("cannot write {path}"))?;
+        drop(self.sink);
+        self.temp
+            .persist(&self.path)
+            .map_err(|e| anyhow::Error::new(e.error).context(format!("cannot write {path}")))?;
+        Ok(())
+    }
+}
+
+/// Opens each `--report` file (as a temporary file in its directory), before any request, so an
+/// unwritable path is a usage error up front.
+fn open_reports(files: &[ReportFile], style: &output::Style) -> anyhow::Result<Vec<Report>> {
+    files
+        .iter()
+        .map(|file| {
+            let path = file.path.display().to_string();
+            let dir = match file.path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => std::path::Path::new("."),
+            };
+            let temp = tempfile::Builder::new()
+                .prefix(".scrape-report")
+                .tempfile_in(dir)
+                .with_context(|| format!("cannot write {path}"))?;
+            let out = io::BufWriter::new(
+                temp.reopen()
+                    .with_context(|| format!("cannot write {path}"))?,
+            );
+            let report_style = output::Style {
+                format: file.format,
+                color: false,
+                links_only: false,
+                check: false,
+                ..style.clone()
+            };
+            let sink =
+                output::sink(report_style, out).with_context(|| format!("cannot write {path}"))?;
+            Ok(Report {
+                sink,
+                temp,
+                path: file.path.clone(),
+                error: None,
+            })
+        })
+        .collect()
 }
 
 /// The next event; when none is ready yet, stdout is flushed first, so output is written in large

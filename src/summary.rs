@@ -223,6 +223,56 @@ impl Summary {
     }
 }
 
+/// The run's totals, as reports carry them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Totals {
+    pub entries: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub duplicates: u64,
+    pub wall_s: f64,
+    pub requests_per_s: f64,
+    pub bytes: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    pub latency_ms: LatencyMs,
+}
+
+/// Latency percentiles of the answered requests, in milliseconds.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LatencyMs {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Summary {
+    pub fn totals(&self, wall: Duration) -> Totals {
+        let ms = |micros: u64| micros / 1000;
+        let requests = self.entries() - self.invalid - self.skipped;
+        Totals {
+            entries: self.entries(),
+            ok: self.ok + self.skipped,
+            failed: self.failed(),
+            duplicates: self.duplicates,
+            wall_s: wall.as_secs_f64(),
+            requests_per_s: requests as f64 / wall.as_secs_f64().max(1e-3),
+            bytes: self.bytes,
+            statuses: self.statuses.clone(),
+            latency_ms: if self.latency.is_empty() {
+                LatencyMs::default()
+            } else {
+                LatencyMs {
+                    p50: ms(self.latency.value_at_quantile(0.50)),
+                    p90: ms(self.latency.value_at_quantile(0.90)),
+                    p99: ms(self.latency.value_at_quantile(0.99)),
+                    max: ms(self.latency.max()),
+                }
+            },
+        }
+    }
+}
+
 /// `1 timeout`, `2 timeouts`.
 fn count(n: u64, (singular, plural): (&str, &str)) -> String {
     format!("{n} {}", if n == 1 { singular } else { plural })

@@ -10,5 +10,6 @@ mod input;
 mod limits;
 mod mirror;
 mod output;
+mod reports;
 mod signals;
 mod tls;
