@@ -22,6 +22,7 @@ use crate::config::{
     ReportFile, ResolvePin,
 };
 use crate::dom::{ExtractOptions, Field};
+use crate::slo::Slo;
 
 /// Fetch a list of URLs concurrently and print, for each, its status, time, size, title and the
 /// start of its text.
@@ -75,6 +76,11 @@ pub struct Cli {
     /// Fail a URL that takes longer than DURATION.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_latency: Option<Duration>,
+
+    /// A gate on the whole run, e.g. 'p95<800ms', 'p99<2s', 'max<5s', 'success>=99.5%'
+    /// (repeatable); a missed gate fails the run.
+    #[arg(long, value_name = "GATE")]
+    pub slo: Vec<Slo>,
 
     /// Final statuses that count as success, e.g. 200..=299,301,304 (every mode).
     #[arg(long, value_name = "SPEC", default_value = "200..=299")]
@@ -331,6 +337,7 @@ impl Cli {
                 join: self.join,
                 check: self.check,
                 reports,
+                slos: self.slo,
             },
             mirror: self.out_dir.map(|dir| MirrorOptions {
                 dir,

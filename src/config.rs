@@ -181,6 +181,8 @@ pub struct OutputOptions {
     pub check: bool,
     /// Reports written besides stdout.
     pub reports: Vec<ReportFile>,
+    /// Gates on the whole run.
+    pub slos: Vec<crate::slo::Slo>,
 }
 
 /// Saving pages under `--out-dir`.

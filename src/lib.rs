@@ -23,6 +23,7 @@ pub mod retry;
 pub mod run;
 pub mod sanitize;
 pub mod save;
+pub mod slo;
 pub mod summary;
 
 pub use cli::Cli;

@@ -232,11 +232,33 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         }
         let _ = summary.render(&mut stderr, started.elapsed());
     }
+    // Gates are judged on a complete run only; a missed one is printed even with -q.
+    let mut slo_missed = false;
+    if stopped_by.is_none() {
+        let mut stderr = io::stderr().lock();
+        for slo in &config.output.slos {
+            let verdict = slo.evaluate(&summary);
+            slo_missed |= !verdict.met;
+            if !verdict.met {
+                let _ = writeln!(
+                    stderr,
+                    "scrape: SLO missed: {slo} (measured {})",
+                    verdict.measured
+                );
+            } else if !quiet {
+                let _ = writeln!(
+                    stderr,
+                    "slo       {slo} met (measured {})",
+                    verdict.measured
+                );
+            }
+        }
+    }
     let fail_on_change = config.mirror.as_ref().is_some_and(|m| m.fail_on_change);
     Ok(stopped_by.unwrap_or_else(|| {
         ExitCode::decide(
             read_failed || manifest_failed || summary.save_errors() > 0,
-            summary.failed() > 0 || (fail_on_change && summary.changed() > 0),
+            summary.failed() > 0 || slo_missed || (fail_on_change && summary.changed() > 0),
         )
     }))
 }

@@ -115,6 +115,22 @@ impl Summary {
         self.duplicates += 1;
     }
 
+    /// A latency quantile (0 to 1) of the answered requests; `None` before any answer.
+    pub fn latency_at(&self, quantile: f64) -> Option<Duration> {
+        (!self.latency.is_empty())
+            .then(|| Duration::from_micros(self.latency.value_at_quantile(quantile)))
+    }
+
+    /// Entries that passed, in percent (100 for an empty run).
+    pub fn success_percent(&self) -> f64 {
+        let entries = self.entries();
+        if entries == 0 {
+            100.0
+        } else {
+            (self.ok + self.skipped) as f64 * 100.0 / entries as f64
+        }
+    }
+
     /// Entries that count as failed for the exit code.
     pub fn failed(&self) -> u64 {
         self.http_failed + self.errors.values().sum::<u64>() + self.invalid
@@ -171,8 +187,9 @@ impl Summary {
                 |q: f64| format_elapsed(Duration::from_micros(self.latency.value_at_quantile(q)));
             writeln!(
                 out,
-                "latency   p50 {}  p95 {}  p99 {}  max {}",
+                "latency   p50 {}  p90 {}  p95 {}  p99 {}  max {}",
                 at(0.50),
+                at(0.90),
                 at(0.95),
                 at(0.99),
                 format_elapsed(Duration::from_micros(self.latency.max()))
@@ -339,7 +356,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("latency   p50 50ms  p95 95ms  p99 99ms  max 100ms"),
+            text.contains("latency   p50 50ms  p90 90ms  p95 95ms  p99 99ms  max 100ms"),
             "{text}"
         );
     }

@@ -115,3 +115,36 @@ fn max_latency_fails_slow_answers() {
         "{line}"
     );
 }
+
+#[test]
+fn slo_gates_fail_the_run_with_the_measured_value() {
+    let server = TestServer::start();
+    let urls: Vec<String> = (0..4)
+        .map(|i| server.url(&format!("/slow/300/{i}")))
+        .collect();
+    let out = run_check(&urls, &["--slo", "p95<100ms", "--slo", "success>=99%"]);
+    assert_eq!(
+        out.code, 1,
+        "every URL passed but a gate was missed: {out:?}"
+    );
+    let missed = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("scrape: SLO missed: p95<100ms (measured "))
+        .unwrap_or_else(|| panic!("no SLO line in\n{}", out.stderr));
+    assert!(missed.ends_with("ms)"), "{missed}");
+    assert!(
+        out.stderr
+            .contains("slo       success>=99% met (measured 100.0%)"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run_check(&urls, &["--slo", "p99<10s", "--slo", "max<10s"]);
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let mut cmd = scrape();
+    cmd.args(["--slo", "p95 fast", "http://127.0.0.1:9/"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "a malformed gate is a usage error: {out:?}");
+}
