@@ -77,6 +77,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_latency: Option<Duration>,
 
+    /// Check a failed URL once more after DURATION, on a fresh connection, before reporting it
+    /// as failed; the output says whether the failure was confirmed or the recheck passed.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub confirm: Option<Duration>,
+
     /// A gate on the whole run, e.g. 'p95<800ms', 'p99<2s', 'max<5s', 'success>=99.5%'
     /// (repeatable); a missed gate fails the run.
     #[arg(long, value_name = "GATE")]
@@ -323,6 +328,7 @@ impl Cli {
                 extract: Arc::new(extract),
                 max_latency: self.max_latency,
                 read_body,
+                confirm: self.confirm,
                 accept: self.accept,
                 method: match self.method {
                     MethodArg::Get => Method::Get,

@@ -127,6 +127,8 @@ pub struct FetchOptions {
     pub max_latency: Option<Duration>,
     /// Read bodies; `--check` without anything to look for in them does not.
     pub read_body: bool,
+    /// `--confirm`: recheck a failed URL after this pause, on a fresh connection.
+    pub confirm: Option<Duration>,
 }
 
 /// The stdout formats.

@@ -23,7 +23,7 @@ use crate::error::FetchError;
 use crate::extract::{self, Scanner};
 use crate::input::Job;
 use crate::mirror::{Mirror, Plan, Target, Validators};
-use crate::record::{Outcome, Page, Record};
+use crate::record::{Outcome, Page, Recheck, Record};
 use crate::retry;
 use crate::save::{DiskWriter, WrittenPage};
 
@@ -43,6 +43,8 @@ pub struct Fetcher {
     method: Method,
     max_latency: Option<Duration>,
     read_body: bool,
+    /// `--confirm`: the pause before a recheck, and a client that keeps no connections.
+    confirm: Option<(Duration, Client)>,
     /// Pages being parsed at once on the blocking pool (one per core).
     parsers: Arc<Semaphore>,
 }
@@ -56,6 +58,19 @@ enum Step {
     Done(Fetched),
     /// A 429/502/503/504 answer with retries left; the wait the server asked for, if any.
     Retry(Option<Duration>),
+}
+
+/// One URL fetched with its retries.
+struct Pass {
+    result: Result<Fetched, FetchError>,
+    attempts: u32,
+    elapsed: Duration,
+}
+
+impl Pass {
+    fn is_ok(&self) -> bool {
+        self.result.as_ref().is_ok_and(|f| f.page.is_success())
+    }
 }
 
 /// A response read to its end.
@@ -74,32 +89,19 @@ impl Fetcher {
         options: &FetchOptions,
         mirror: Option<(Arc<Mirror>, DiskWriter)>,
     ) -> anyhow::Result<Self> {
-        let mut builder = Client::builder()
-            .user_agent(options.user_agent.clone())
-            .default_headers(options.headers.clone())
-            .connect_timeout(options.connect_timeout)
-            .redirect(redirect_policy(options.max_redirects))
-            .dns_resolver(Arc::new(SystemResolver))
-            .tls_danger_accept_invalid_certs(options.insecure)
-            .pool_idle_timeout(Duration::from_secs(30));
-        for pin in &options.resolve {
-            builder = builder.resolve(&pin.host, pin.addr);
-        }
-        if let Some(proxy) = &options.proxy {
-            let proxy = reqwest::Proxy::all(proxy.as_str())
-                .with_context(|| format!("invalid --proxy URL {proxy}"))?;
-            builder = builder.proxy(proxy);
-        }
-        if let Some(path) = &options.cacert {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("cannot read --cacert {}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .ok()
-                .filter(|certs| !certs.is_empty())
-                .with_context(|| format!("no PEM certificate in {}", path.display()))?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder.build().context("cannot set up the HTTP client")?;
+        let client = client_builder(options)?
+            .build()
+            .context("cannot set up the HTTP client")?;
+        let confirm = match options.confirm {
+            Some(delay) => {
+                let fresh = client_builder(options)?
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .context("cannot set up the HTTP client")?;
+                Some((delay, fresh))
+            }
+            None => None,
+        };
         Ok(Fetcher {
             client,
             global: Arc::new(Semaphore::new(options.concurrency)),
@@ -115,6 +117,7 @@ impl Fetcher {
             method: options.method,
             max_latency: options.max_latency,
             read_body: options.read_body,
+            confirm,
             parsers: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -135,13 +138,51 @@ impl Fetcher {
                         attempts: 0,
                         outcome: Outcome::Skipped,
                         saved: Some(saved),
+                        recheck: None,
                     };
                 }
             },
         };
+        let mut pass = self.pass(&self.client, &job.url, target.as_ref()).await;
+        let mut recheck = None;
+        if let Some((delay, fresh)) = &self.confirm
+            && !pass.is_ok()
+        {
+            // One more look after a pause, on a new connection, before calling it a failure.
+            tokio::time::sleep(*delay).await;
+            let second = self.pass(fresh, &job.url, target.as_ref()).await;
+            recheck = Some(if second.is_ok() {
+                Recheck::Passed
+            } else {
+                Recheck::Confirmed
+            });
+            pass = Pass {
+                attempts: pass.attempts + second.attempts,
+                ..second
+            };
+        }
+        let (outcome, saved) = match (pass.result, target) {
+            (Ok(fetched), None) => (Outcome::Page(fetched.page), None),
+            (Err(error), target) => (Outcome::Failed(error), target.and_then(Target::kept)),
+            (Ok(fetched), Some(target)) => settle(fetched, target),
+        };
+        Record {
+            url: job.url.into(),
+            source: job.source,
+            elapsed: pass.elapsed,
+            attempts: pass.attempts,
+            outcome,
+            saved,
+            recheck,
+        }
+    }
+
+    /// Fetches a URL with retries on `client`: the attempts, then the DOM pass and the latency
+    /// expectation.
+    async fn pass(&self, client: &Client, url: &Url, target: Option<&Target>) -> Pass {
         // Timing starts when the first request is sent, not while waiting for a permit.
         let mut started = None;
-        let host = host_key(&job.url);
+        let host = host_key(url);
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
@@ -149,7 +190,7 @@ impl Fetcher {
             let step = {
                 let _permits = self.permits(&host).await;
                 started.get_or_insert_with(Instant::now);
-                let attempt = self.attempt(&job.url, retries_left, target.as_ref());
+                let attempt = self.attempt(client, url, retries_left, target);
                 tokio::time::timeout(self.timeout, attempt)
                     .await
                     .unwrap_or(Err(FetchError::Timeout(self.timeout)))
@@ -167,33 +208,25 @@ impl Fetcher {
             };
             tokio::time::sleep(wait).await;
         };
-        let result = match result {
+        let mut result = match result {
             Ok(fetched) => self.parse(fetched).await,
             Err(error) => Err(error),
         };
-        let (mut outcome, saved) = match (result, target) {
-            (Ok(fetched), None) => (Outcome::Page(fetched.page), None),
-            (Err(error), target) => (Outcome::Failed(error), target.and_then(Target::kept)),
-            (Ok(fetched), Some(target)) => settle(fetched, target),
-        };
         let elapsed = started.map_or(Duration::ZERO, |t| t.elapsed());
-        if let (Outcome::Page(page), Some(limit)) = (&mut outcome, self.max_latency)
+        if let (Ok(fetched), Some(limit)) = (&mut result, self.max_latency)
             && elapsed > limit
-            && page.check_failure.is_none()
+            && fetched.page.check_failure.is_none()
         {
-            page.check_failure = Some(format!(
+            fetched.page.check_failure = Some(format!(
                 "took {} (over --max-latency {})",
                 crate::output::format_elapsed(elapsed),
                 humantime::format_duration(limit)
             ));
         }
-        Record {
-            url: job.url.into(),
-            source: job.source,
-            elapsed,
+        Pass {
+            result,
             attempts,
-            outcome,
-            saved,
+            elapsed,
         }
     }
 
@@ -256,13 +289,14 @@ impl Fetcher {
 
     async fn attempt(
         &self,
+        client: &Client,
         url: &Url,
         retries_left: bool,
         target: Option<&Target>,
     ) -> Result<Step, FetchError> {
         let validators = target.and_then(Target::validators);
         let send = |method: reqwest::Method| {
-            let mut request = self.client.request(method, url.clone());
+            let mut request = client.request(method, url.clone());
             if let Some(validators) = &validators {
                 if let Some(etag) = &validators.etag {
                     request = request.header(IF_NONE_MATCH, etag);
@@ -431,6 +465,37 @@ fn named_cause(error: &(dyn StdError + 'static)) -> Result<FetchError, String> {
         }
     }
     Err(innermost)
+}
+
+/// A client for these options (the one shared client, and the connection-less one `--confirm`
+/// rechecks with).
+fn client_builder(options: &FetchOptions) -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut builder = Client::builder()
+        .user_agent(options.user_agent.clone())
+        .default_headers(options.headers.clone())
+        .connect_timeout(options.connect_timeout)
+        .redirect(redirect_policy(options.max_redirects))
+        .dns_resolver(Arc::new(SystemResolver))
+        .tls_danger_accept_invalid_certs(options.insecure)
+        .pool_idle_timeout(Duration::from_secs(30));
+    for pin in &options.resolve {
+        builder = builder.resolve(&pin.host, pin.addr);
+    }
+    if let Some(proxy) = &options.proxy {
+        let proxy = reqwest::Proxy::all(proxy.as_str())
+            .with_context(|| format!("invalid --proxy URL {proxy}"))?;
+        builder = builder.proxy(proxy);
+    }
+    if let Some(path) = &options.cacert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read --cacert {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .with_context(|| format!("no PEM certificate in {}", path.display()))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    Ok(builder)
 }
 
 /// Under `--out-dir`: puts a fetched page's file in place (or keeps the previous copy) and says

@@ -91,6 +91,9 @@ pub struct JsonRecord<'a> {
     /// Only with `--links`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<&'a [String]>,
+    /// Only after a `--confirm` recheck: `confirmed` or `passed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recheck: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }
@@ -159,6 +162,7 @@ impl<'a> From<&'a Record> for JsonRecord<'a> {
             path: None,
             selected: None,
             links: None,
+            recheck: record.recheck.map(crate::record::Recheck::as_str),
             source: matches!(record.outcome, Outcome::Invalid(_))
                 .then(|| record.source.to_string()),
         }
@@ -226,6 +230,15 @@ impl<W: Write> TextSink<W> {
         }
         if let Some(reason) = failure {
             write!(self.out, "  {s}{}{s:#}", clean(&reason))?;
+        }
+        match record.recheck {
+            Some(crate::record::Recheck::Confirmed) => {
+                write!(self.out, "  {dim}(confirmed on recheck){dim:#}")?;
+            }
+            Some(crate::record::Recheck::Passed) => {
+                write!(self.out, "  {dim}(failed, then passed on recheck){dim:#}")?;
+            }
+            None => {}
         }
         if record.attempts > 1 {
             write!(self.out, "  {dim}({} attempts){dim:#}", record.attempts)?;
@@ -468,6 +481,7 @@ mod tests {
             attempts: 1,
             outcome,
             saved: None,
+            recheck: None,
         }
     }
 

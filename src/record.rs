@@ -100,13 +100,34 @@ pub struct Record {
     /// The normalised URL requested, or the raw line for an invalid entry.
     pub url: String,
     pub source: Source,
-    /// From the first attempt's start to the last attempt's end, backoff included.
+    /// From the first attempt's start to the last attempt's end, backoff included (with
+    /// `--confirm`, of the recheck).
     pub elapsed: Duration,
     /// Requests sent (1 + retries); 0 for an invalid line.
     pub attempts: u32,
     pub outcome: Outcome,
     /// The saved file, under `--out-dir`.
     pub saved: Option<Saved>,
+    /// With `--confirm`: how the recheck of a failure went.
+    pub recheck: Option<Recheck>,
+}
+
+/// The outcome of `--confirm`'s second look at a failed URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// It failed again: the failure is reported.
+    Confirmed,
+    /// It passed the second time.
+    Passed,
+}
+
+impl Recheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recheck::Confirmed => "confirmed",
+            Recheck::Passed => "passed",
+        }
+    }
 }
 
 impl Record {

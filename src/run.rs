@@ -101,6 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
                         attempts: 0,
                         outcome: Outcome::Invalid(error),
                         saved: None,
+                        recheck: None,
                     }),
                     Entry::Duplicate => Event::Duplicate,
                     Entry::ReadFailed(message) => Event::ReadFailed(message),

@@ -154,6 +154,7 @@ mod tests {
             attempts: 1,
             outcome,
             saved: None,
+            recheck: None,
         };
         for &ms in latencies_ms {
             let page = Page {

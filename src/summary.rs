@@ -313,6 +313,7 @@ mod tests {
             attempts: 1,
             outcome,
             saved: None,
+            recheck: None,
         }
     }
 

@@ -148,3 +148,35 @@ fn slo_gates_fail_the_run_with_the_measured_value() {
     let out = run(cmd);
     assert_eq!(out.code, 2, "a malformed gate is a usage error: {out:?}");
 }
+
+#[test]
+fn confirm_rechecks_a_failure_before_reporting_it() {
+    let server = TestServer::start();
+    let flaky = server.url("/flaky/once/1");
+    let broken = server.url("/status/500");
+    let out = run_check(
+        &[flaky.clone(), broken.clone()],
+        &["--retries", "0", "--confirm", "200ms"],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    let recovered = line_for(&out, &flaky);
+    assert!(
+        recovered.starts_with("OK   200 ") && recovered.contains("passed on recheck"),
+        "{recovered}"
+    );
+    let failed = line_for(&out, &broken);
+    assert!(
+        failed.starts_with("FAIL 500 ") && failed.contains("confirmed on recheck"),
+        "{failed}"
+    );
+    assert_eq!(server.hits("/flaky/once/1"), 2);
+    assert_eq!(server.hits("/status/500"), 2);
+
+    let record = run_jsonl(
+        std::slice::from_ref(&broken),
+        &["--retries", "0", "--confirm", "100ms"],
+    )
+    .record();
+    assert_eq!(record["recheck"], "confirmed");
+    assert_eq!(record["attempts"], 2);
+}
