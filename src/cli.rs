@@ -14,7 +14,6 @@ use std::sync::Arc;
 use clap::builder::TypedValueParser;
 use clap::{Parser, ValueEnum};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use scraper::Selector;
 
 use crate::config::{
     Accept, Config, DEFAULT_CONCURRENCY, DEFAULT_MAX_REDIRECTS, DEFAULT_PER_HOST, DEFAULT_RETRIES,
@@ -361,21 +360,9 @@ fn is_url_argument(text: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://")
 }
 
-/// `CSS` or `CSS@ATTR`: a selector validated now, so a bad one stops the run before any request.
+/// `CSS` or `CSS@ATTR`, validated now, so a bad selector stops the run before any request.
 fn parse_field(text: &str) -> Result<Field, String> {
-    let (css, attr) = match text.rsplit_once('@') {
-        Some((css, attr)) if is_attribute_name(attr) && !css.trim().is_empty() => {
-            (css, Some(attr.to_ascii_lowercase()))
-        }
-        _ => (text, None),
-    };
-    let selector = Selector::parse(css.trim())
-        .map_err(|e| format!("invalid CSS selector '{}': {e}", css.trim()))?;
-    Ok(Field {
-        name: text.to_string(),
-        selector,
-        attr,
-    })
+    Field::parse(text)
 }
 
 /// `NAME=CSS[@ATTR]`.
@@ -388,14 +375,6 @@ fn parse_named_field(text: &str) -> Result<Field, String> {
         name: name.trim().to_string(),
         ..parse_field(css)?
     })
-}
-
-fn is_attribute_name(text: &str) -> bool {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
 }
 
 /// `500ms`, `2s`, `1m30s` (humantime), or a bare number of seconds as curl takes it (`2`, `0.5`).

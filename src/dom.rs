@@ -19,6 +19,33 @@ pub struct Field {
     pub attr: Option<String>,
 }
 
+impl Field {
+    /// `CSS` or `CSS@ATTR` (`a.title@href`); the field is named by the text as given.
+    pub fn parse(text: &str) -> Result<Field, String> {
+        let (css, attr) = match text.rsplit_once('@') {
+            Some((css, attr)) if is_attribute_name(attr) && !css.trim().is_empty() => {
+                (css, Some(attr.to_ascii_lowercase()))
+            }
+            _ => (text, None),
+        };
+        let selector = Selector::parse(css.trim())
+            .map_err(|e| format!("invalid CSS selector '{}': {e}", css.trim()))?;
+        Ok(Field {
+            name: text.to_string(),
+            selector,
+            attr,
+        })
+    }
+}
+
+fn is_attribute_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+}
+
 /// What to extract from each page.
 #[derive(Debug, Clone, Default)]
 pub struct ExtractOptions {

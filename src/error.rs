@@ -85,6 +85,8 @@ pub enum InputError {
     TooLong(usize),
     #[error("not a URL: {0}")]
     NotAUrl(String),
+    #[error("bad expectation: {0}")]
+    Expectation(String),
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::config::{Accept, FetchOptions, Method};
 use crate::dom::{self, ExtractOptions};
 use crate::error::FetchError;
 use crate::extract::{self, Scanner};
-use crate::input::Job;
+use crate::input::{Expect, Job};
 use crate::mirror::{Mirror, Plan, Target, Validators};
 use crate::record::{Outcome, Page, Recheck, Record};
 use crate::retry;
@@ -58,6 +58,14 @@ enum Step {
     Done(Fetched),
     /// A 429/502/503/504 answer with retries left; the wait the server asked for, if any.
     Retry(Option<Duration>),
+}
+
+/// What decides whether one URL passes: the run's settings, or the expectations on its line.
+struct Rules<'a> {
+    accept: &'a Accept,
+    extract: Arc<ExtractOptions>,
+    max_latency: Option<Duration>,
+    read_body: bool,
 }
 
 /// One URL fetched with its retries.
@@ -143,14 +151,17 @@ impl Fetcher {
                 }
             },
         };
-        let mut pass = self.pass(&self.client, &job.url, target.as_ref()).await;
+        let rules = self.rules(job.expect.as_deref());
+        let mut pass = self
+            .pass(&self.client, &job.url, target.as_ref(), &rules)
+            .await;
         let mut recheck = None;
         if let Some((delay, fresh)) = &self.confirm
             && !pass.is_ok()
         {
             // One more look after a pause, on a new connection, before calling it a failure.
             tokio::time::sleep(*delay).await;
-            let second = self.pass(fresh, &job.url, target.as_ref()).await;
+            let second = self.pass(fresh, &job.url, target.as_ref(), &rules).await;
             recheck = Some(if second.is_ok() {
                 Recheck::Passed
             } else {
@@ -177,9 +188,40 @@ impl Fetcher {
         }
     }
 
+    /// The run's rules, with a URL's own expectations in place of the run-wide ones.
+    fn rules<'a>(&'a self, expect: Option<&'a Expect>) -> Rules<'a> {
+        let Some(expect) = expect else {
+            return Rules {
+                accept: &self.accept,
+                extract: Arc::clone(&self.extract),
+                max_latency: self.max_latency,
+                read_body: self.read_body,
+            };
+        };
+        let mut extract = (*self.extract).clone();
+        if expect.contains.is_some() {
+            extract.expect_text.clone_from(&expect.contains);
+        }
+        if expect.selector.is_some() {
+            extract.expect_selector.clone_from(&expect.selector);
+        }
+        Rules {
+            accept: expect.status.as_ref().unwrap_or(&self.accept),
+            read_body: self.read_body || extract.needs_dom(),
+            extract: Arc::new(extract),
+            max_latency: expect.max_latency.or(self.max_latency),
+        }
+    }
+
     /// Fetches a URL with retries on `client`: the attempts, then the DOM pass and the latency
     /// expectation.
-    async fn pass(&self, client: &Client, url: &Url, target: Option<&Target>) -> Pass {
+    async fn pass(
+        &self,
+        client: &Client,
+        url: &Url,
+        target: Option<&Target>,
+        rules: &Rules<'_>,
+    ) -> Pass {
         // Timing starts when the first request is sent, not while waiting for a permit.
         let mut started = None;
         let host = host_key(url);
@@ -190,7 +232,7 @@ impl Fetcher {
             let step = {
                 let _permits = self.permits(&host).await;
                 started.get_or_insert_with(Instant::now);
-                let attempt = self.attempt(client, url, retries_left, target);
+                let attempt = self.attempt(client, url, retries_left, target, rules);
                 tokio::time::timeout(self.timeout, attempt)
                     .await
                     .unwrap_or(Err(FetchError::Timeout(self.timeout)))
@@ -209,16 +251,16 @@ impl Fetcher {
             tokio::time::sleep(wait).await;
         };
         let mut result = match result {
-            Ok(fetched) => self.parse(fetched).await,
+            Ok(fetched) => self.parse(fetched, &rules.extract).await,
             Err(error) => Err(error),
         };
         let elapsed = started.map_or(Duration::ZERO, |t| t.elapsed());
-        if let (Ok(fetched), Some(limit)) = (&mut result, self.max_latency)
+        if let (Ok(fetched), Some(limit)) = (&mut result, rules.max_latency)
             && elapsed > limit
             && fetched.page.check_failure.is_none()
         {
             fetched.page.check_failure = Some(format!(
-                "took {} (over --max-latency {})",
+                "took {}, over the {} limit",
                 crate::output::format_elapsed(elapsed),
                 humantime::format_duration(limit)
             ));
@@ -233,7 +275,11 @@ impl Fetcher {
     /// The DOM pass (`--select`, `--links`, `--text`) over a kept body, on the blocking pool so a
     /// large page never stalls the requests in flight; bounded by `--timeout`, since a hostile page
     /// can make an HTML parser slow.
-    async fn parse(&self, mut fetched: Fetched) -> Result<Fetched, FetchError> {
+    async fn parse(
+        &self,
+        mut fetched: Fetched,
+        options: &Arc<ExtractOptions>,
+    ) -> Result<Fetched, FetchError> {
         let Some(body) = fetched.body.take() else {
             return Ok(fetched);
         };
@@ -241,7 +287,8 @@ impl Fetcher {
             .acquire_owned()
             .await
             .expect("the parser semaphore is never closed");
-        let options = Arc::clone(&self.extract);
+        let fields = options.fields.len();
+        let options = Arc::clone(options);
         let content_type = fetched.page.content_type.clone();
         let Ok(page_url) = Url::parse(&fetched.page.final_url) else {
             return Ok(fetched);
@@ -263,7 +310,7 @@ impl Fetcher {
             let page = &mut fetched.page;
             // Not HTML: nothing is selected, which is not an error.
             page.selected = if extraction.selected.is_empty() {
-                vec![Vec::new(); self.extract.fields.len()]
+                vec![Vec::new(); fields]
             } else {
                 extraction.selected
             };
@@ -293,6 +340,7 @@ impl Fetcher {
         url: &Url,
         retries_left: bool,
         target: Option<&Target>,
+        rules: &Rules<'_>,
     ) -> Result<Step, FetchError> {
         let validators = target.and_then(Target::validators);
         let send = |method: reqwest::Method| {
@@ -327,7 +375,9 @@ impl Fetcher {
                 .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
             return Ok(Step::Retry(asked));
         }
-        self.read_page(response, target).await.map(Step::Done)
+        self.read_page(response, target, rules)
+            .await
+            .map(Step::Done)
     }
 
     /// Streams the body through the title/preview pass, counting bytes and stopping at
@@ -337,6 +387,7 @@ impl Fetcher {
         &self,
         mut response: Response,
         target: Option<&Target>,
+        rules: &Rules<'_>,
     ) -> Result<Fetched, FetchError> {
         let headers = response.headers();
         let content_type = header_text(headers, CONTENT_TYPE);
@@ -348,7 +399,7 @@ impl Fetcher {
         let mut page = Page {
             final_url: response.url().to_string(),
             status,
-            accepted: self.accept.contains(status),
+            accepted: rules.accept.contains(status),
             revalidated: status == 304 && target.is_some_and(|t| t.revalidate),
             ..Page::default()
         };
@@ -363,12 +414,12 @@ impl Fetcher {
             _ => None,
         };
         let mut scanner = Scanner::new(content_type.as_deref(), self.preview_chars);
-        let mut body = (self.extract.needs_dom()
+        let mut body = (rules.extract.needs_dom()
             && page.accepted
             && (extract::may_be_html(content_type.as_deref())
-                || self.extract.expect_text.is_some()))
+                || rules.extract.expect_text.is_some()))
         .then(Vec::new);
-        if !self.read_body {
+        if !rules.read_body {
             // `--check` with nothing to look for in the body: the status is the answer.
             page.bytes = response.content_length().unwrap_or(0);
             page.content_type = content_type;

@@ -14,13 +14,15 @@ use std::hash::BuildHasher;
 use std::hash::{BuildHasherDefault, RandomState};
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use nohash_hasher::NoHashHasher;
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::config::InputSource;
+use crate::config::{Accept, InputSource};
+use crate::dom::Field;
 use crate::error::InputError;
 use crate::record::Source;
 
@@ -37,6 +39,17 @@ const CHANNEL_BATCHES: usize = 4;
 pub struct Job {
     pub url: Url,
     pub source: Source,
+    /// Expectations written after the URL on its line; they override the run-wide ones.
+    pub expect: Option<Arc<Expect>>,
+}
+
+/// Per-URL expectations: `URL status=200 contains="Welcome" selector="h1.title" max_ms=800`.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    pub status: Option<Accept>,
+    pub contains: Option<String>,
+    pub selector: Option<Field>,
+    pub max_latency: Option<Duration>,
 }
 
 /// One non-blank, non-comment line of input.
@@ -115,8 +128,12 @@ fn read_all(inputs: Vec<OpenInput>, tx: &mpsc::Sender<Vec<Entry>>) {
                     };
                     match parse_line(&line) {
                         None => None,
-                        Some(Ok(url)) if !seen.insert(&url) => Some(Entry::Duplicate),
-                        Some(Ok(url)) => Some(Entry::Fetch(Job { url, source })),
+                        Some(Ok((url, _))) if !seen.insert(&url) => Some(Entry::Duplicate),
+                        Some(Ok((url, expect))) => Some(Entry::Fetch(Job {
+                            url,
+                            source,
+                            expect: expect.map(Arc::new),
+                        })),
                         Some(Err(error)) => Some(Entry::Invalid {
                             text: String::from_utf8_lossy(line.trim_ascii()).into_owned(),
                             source,
@@ -228,8 +245,9 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<LineRe
     }
 }
 
-/// A line's meaning: `None` for a blank line or a `#` comment, else the URL or why it is not one.
-pub fn parse_line(raw: &[u8]) -> Option<Result<Url, InputError>> {
+/// A line's meaning: `None` for a blank line or a `#` comment, else the URL and its expectations,
+/// or why it is not one.
+pub fn parse_line(raw: &[u8]) -> Option<Result<(Url, Option<Expect>), InputError>> {
     let text = match std::str::from_utf8(raw) {
         Ok(text) => text.trim(),
         Err(_) => return Some(Err(InputError::InvalidUtf8)),
@@ -238,7 +256,85 @@ pub fn parse_line(raw: &[u8]) -> Option<Result<Url, InputError>> {
     if text.is_empty() || text.starts_with('#') {
         return None;
     }
-    Some(normalize(text))
+    let (url, rest) = match text.find(char::is_whitespace) {
+        Some(at) => (&text[..at], text[at..].trim_start()),
+        None => (text, ""),
+    };
+    // Text after the URL is expectations (`key=value`); anything else is a URL with a space in it.
+    if !rest.is_empty()
+        && !rest
+            .split_whitespace()
+            .next()
+            .is_some_and(|t| t.contains('='))
+    {
+        return Some(Err(InputError::Whitespace));
+    }
+    Some(normalize(url).and_then(|url| {
+        let expect = if rest.is_empty() {
+            None
+        } else {
+            Some(parse_expectations(rest).map_err(InputError::Expectation)?)
+        };
+        Ok((url, expect))
+    }))
+}
+
+/// `status=200 contains="Welcome home" selector="h1.title" max_ms=800`: `key=value` pairs, a value
+/// in double quotes when it has spaces (`\"` and `\\` inside quotes escape themselves).
+fn parse_expectations(text: &str) -> Result<Expect, String> {
+    let mut expect = Expect::default();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=').ok_or_else(|| {
+            format!(
+                "'{}' is not key=value",
+                rest.split_whitespace().next().unwrap_or(rest)
+            )
+        })?;
+        let (value, after) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let end = loop {
+                    match chars.next() {
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, c)) => value.push(c),
+                            None => return Err(format!("unterminated quote after {key}=")),
+                        },
+                        Some((i, '"')) => break i + 1,
+                        Some((_, c)) => value.push(c),
+                        None => return Err(format!("unterminated quote after {key}=")),
+                    }
+                };
+                (value, &quoted[end..])
+            }
+            None => {
+                let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                (after[..end].to_string(), &after[end..])
+            }
+        };
+        if !after.is_empty() && !after.starts_with(char::is_whitespace) {
+            return Err(format!("expected a space after {key}=\"{value}\""));
+        }
+        match key {
+            "status" => expect.status = Some(value.parse()?),
+            "contains" => expect.contains = Some(value),
+            "selector" => expect.selector = Some(Field::parse(&value)?),
+            "max_ms" => {
+                let ms: u64 = value
+                    .parse()
+                    .map_err(|_| format!("max_ms={value} is not a number of milliseconds"))?;
+                expect.max_latency = Some(Duration::from_millis(ms));
+            }
+            other => {
+                return Err(format!(
+                    "unknown key '{other}' (status, contains, selector or max_ms)"
+                ));
+            }
+        }
+        rest = after.trim_start();
+    }
+    Ok(expect)
 }
 
 /// Schemes that take no `//host`: a line with one of these is never a bare host name.
@@ -349,6 +445,10 @@ mod tests {
             normalize("http://example.com/a b"),
             Err(InputError::Whitespace)
         );
+        assert!(matches!(
+            parse_line(b"http://example.com/a b"),
+            Some(Err(InputError::Whitespace))
+        ));
         assert!(matches!(normalize("garbage"), Err(InputError::NotAUrl(_))));
         assert!(matches!(normalize("http://"), Err(InputError::NotAUrl(_))));
         assert!(matches!(
@@ -366,11 +466,56 @@ mod tests {
         assert!(parse_line(b"").is_none());
         assert!(parse_line(b"   \t").is_none());
         assert!(parse_line(b"# a comment").is_none());
-        assert!(parse_line(b"  http://example.com/  \r").is_some_and(|r| r.is_ok()));
-        assert_eq!(
+        assert!(
+            parse_line(b"  http://example.com/  \r")
+                .is_some_and(|r| r.is_ok_and(|(_, e)| e.is_none()))
+        );
+        assert!(matches!(
             parse_line(b"http://\xff"),
             Some(Err(InputError::InvalidUtf8))
+        ));
+    }
+
+    #[test]
+    fn expectations_follow_the_url() {
+        let line = br#"https://example.com/ status=200..=299,304 contains="Welcome \"home\"" selector="h1.title" max_ms=800"#;
+        let (url, expect) = parse_line(line).expect("a line").expect("valid");
+        assert_eq!(url.as_str(), "https://example.com/");
+        let expect = expect.expect("expectations");
+        assert!(
+            expect
+                .status
+                .as_ref()
+                .is_some_and(|s| s.contains(304) && !s.contains(301))
         );
+        assert_eq!(expect.contains.as_deref(), Some("Welcome \"home\""));
+        assert_eq!(
+            expect.selector.as_ref().map(|f| f.name.as_str()),
+            Some("h1.title")
+        );
+        assert_eq!(expect.max_latency, Some(Duration::from_millis(800)));
+    }
+
+    #[test]
+    fn malformed_expectations_are_input_errors() {
+        for (line, fragment) in [
+            (
+                &b"https://e.com/ status=abc"[..],
+                "'abc' is not an HTTP status",
+            ),
+            (b"https://e.com/ colour=red", "unknown key 'colour'"),
+            (b"https://e.com/ contains=\"open", "unterminated quote"),
+            (b"https://e.com/ selector=\"div[\"", "invalid CSS selector"),
+            (b"https://e.com/ max_ms=fast", "max_ms=fast"),
+            (b"https://e.com/ status=200 justtext", "not key=value"),
+        ] {
+            match parse_line(line) {
+                Some(Err(InputError::Expectation(reason))) => {
+                    assert!(reason.contains(fragment), "{reason:?} lacks {fragment:?}");
+                }
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(line)),
+            }
+        }
     }
 
     #[test]

@@ -111,7 +111,7 @@ fn max_latency_fails_slow_answers() {
     assert!(line_for(&out, &fast).starts_with("OK "));
     let line = line_for(&out, &slow);
     assert!(
-        line.starts_with("FAIL 200 ") && line.contains("over --max-latency 200ms"),
+        line.starts_with("FAIL 200 ") && line.contains(", over the 200ms limit"),
         "{line}"
     );
 }
@@ -179,4 +179,44 @@ fn confirm_rechecks_a_failure_before_reporting_it() {
     .record();
     assert_eq!(record["recheck"], "confirmed");
     assert_eq!(record["attempts"], 2);
+}
+
+#[test]
+fn expectations_on_a_line_override_the_run_wide_ones() {
+    let server = TestServer::start();
+    let lines = [
+        format!(
+            "{} status=200 contains=\"Text of page a\" selector=\"h1\" max_ms=5000",
+            server.url("/page/a")
+        ),
+        format!("{}   status=404", server.url("/status/404")),
+        format!("{} contains=\"Welcome\"", server.url("/page/b")),
+        format!("{} max_ms=100", server.url("/slow/400/x")),
+        format!("{} colour=red", server.url("/page/c")),
+    ];
+    let file = list(&lines);
+    let mut cmd = scrape();
+    cmd.args(["--check", "--no-progress"]).arg(file.path());
+    let out = run(cmd);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        line_for(&out, &server.url("/page/a")).starts_with("OK "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        line_for(&out, &server.url("/status/404")).starts_with("OK   404"),
+        "{}",
+        out.stdout
+    );
+    let missing = line_for(&out, &server.url("/page/b"));
+    assert!(missing.ends_with("text \"Welcome\" not found"), "{missing}");
+    let slow = line_for(&out, &server.url("/slow/400/x"));
+    assert!(slow.contains(", over the 100ms limit"), "{slow}");
+    let expected = format!(
+        "{}:5: bad expectation: unknown key 'colour'",
+        file.path().display()
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert_eq!(server.hits("/page/c"), 0);
 }
