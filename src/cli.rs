@@ -81,6 +81,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub confirm: Option<Duration>,
 
+    /// Fail an https URL whose certificate expires within N days (the days left are reported
+    /// for every https URL in check mode).
+    #[arg(long, value_name = "N")]
+    pub min_cert_days: Option<u32>,
+
     /// A gate on the whole run, e.g. 'p95<800ms', 'p99<2s', 'max<5s', 'success>=99.5%'
     /// (repeatable); a missed gate fails the run.
     #[arg(long, value_name = "GATE")]
@@ -328,6 +333,8 @@ impl Cli {
                 max_latency: self.max_latency,
                 read_body,
                 confirm: self.confirm,
+                cert_days: self.check || self.min_cert_days.is_some(),
+                min_cert_days: self.min_cert_days,
                 accept: self.accept,
                 method: match self.method {
                     MethodArg::Get => Method::Get,

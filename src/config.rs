@@ -129,6 +129,10 @@ pub struct FetchOptions {
     pub read_body: bool,
     /// `--confirm`: recheck a failed URL after this pause, on a fresh connection.
     pub confirm: Option<Duration>,
+    /// Report certificate days left for https (check mode, or `--min-cert-days`).
+    pub cert_days: bool,
+    /// `--min-cert-days`: an https URL whose certificate expires sooner fails.
+    pub min_cert_days: Option<u32>,
 }
 
 /// The stdout formats.

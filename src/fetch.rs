@@ -45,6 +45,7 @@ pub struct Fetcher {
     read_body: bool,
     /// `--confirm`: the pause before a recheck, and a client that keeps no connections.
     confirm: Option<(Duration, Client)>,
+    min_cert_days: Option<u32>,
     /// Pages being parsed at once on the blocking pool (one per core).
     parsers: Arc<Semaphore>,
 }
@@ -126,6 +127,7 @@ impl Fetcher {
             max_latency: options.max_latency,
             read_body: options.read_body,
             confirm,
+            min_cert_days: options.min_cert_days,
             parsers: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -255,6 +257,15 @@ impl Fetcher {
             Err(error) => Err(error),
         };
         let elapsed = started.map_or(Duration::ZERO, |t| t.elapsed());
+        if let (Ok(fetched), Some(min)) = (&mut result, self.min_cert_days)
+            && let Some(days) = fetched.page.cert_days
+            && days < i64::from(min)
+            && fetched.page.check_failure.is_none()
+        {
+            fetched.page.check_failure = Some(format!(
+                "certificate expires in {days} days (--min-cert-days {min})"
+            ));
+        }
         if let (Ok(fetched), Some(limit)) = (&mut result, rules.max_latency)
             && elapsed > limit
             && fetched.page.check_failure.is_none()
@@ -400,6 +411,11 @@ impl Fetcher {
             final_url: response.url().to_string(),
             status,
             accepted: rules.accept.contains(status),
+            cert_days: response
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(reqwest::tls::TlsInfo::peer_certificate)
+                .and_then(|der| certificate_days_left(der, SystemTime::now())),
             revalidated: status == 304 && target.is_some_and(|t| t.revalidate),
             ..Page::default()
         };
@@ -528,6 +544,7 @@ fn client_builder(options: &FetchOptions) -> anyhow::Result<reqwest::ClientBuild
         .redirect(redirect_policy(options.max_redirects))
         .dns_resolver(Arc::new(SystemResolver))
         .tls_danger_accept_invalid_certs(options.insecure)
+        .tls_info(options.cert_days)
         .pool_idle_timeout(Duration::from_secs(30));
     for pin in &options.resolve {
         builder = builder.resolve(&pin.host, pin.addr);
@@ -582,6 +599,14 @@ fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// Whole days from `now` until a DER certificate's notAfter (negative once expired).
+fn certificate_days_left(der: &[u8], now: SystemTime) -> Option<i64> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let expires = certificate.validity().not_after.timestamp();
+    let now = i64::try_from(now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs()).ok()?;
+    Some((expires - now).div_euclid(86_400))
 }
 
 /// A TLS failure in words: what is wrong with the certificate, when that is the problem.
@@ -770,6 +795,25 @@ mod tests {
 
         let unknown = Wrapper(Box::new(io::Error::other("something odd")));
         assert_eq!(named_cause(&unknown), Err("something odd".into()));
+    }
+
+    #[test]
+    fn certificate_days_are_counted_to_not_after() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["example.test".into()]).expect("params");
+        params.not_after = rcgen::date_time_ymd(2030, 1, 31);
+        let cert = params.self_signed(&key).expect("certificate");
+        let day = |y, m, d| {
+            let t = rcgen::date_time_ymd(y, m, d).unix_timestamp();
+            SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t).expect("after 1970"))
+        };
+        assert_eq!(certificate_days_left(cert.der(), day(2030, 1, 1)), Some(30));
+        assert_eq!(certificate_days_left(cert.der(), day(2030, 2, 1)), Some(-1));
+        assert_eq!(
+            certificate_days_left(b"not a certificate", day(2030, 1, 1)),
+            None
+        );
     }
 
     #[tokio::test]

@@ -91,6 +91,9 @@ pub struct JsonRecord<'a> {
     /// Only with `--links`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub links: Option<&'a [String]>,
+    /// Only for https in check mode (or with `--min-cert-days`): days until the certificate expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_days: Option<i64>,
     /// Only after a `--confirm` recheck: `confirmed` or `passed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recheck: Option<&'static str>,
@@ -163,6 +166,7 @@ impl<'a> From<&'a Record> for JsonRecord<'a> {
             selected: None,
             links: None,
             recheck: record.recheck.map(crate::record::Recheck::as_str),
+            cert_days: page.and_then(|p| p.cert_days),
             source: matches!(record.outcome, Outcome::Invalid(_))
                 .then(|| record.source.to_string()),
         }
@@ -230,6 +234,9 @@ impl<W: Write> TextSink<W> {
         }
         if let Some(reason) = failure {
             write!(self.out, "  {s}{}{s:#}", clean(&reason))?;
+        }
+        if let Some(days) = record.page().and_then(|p| p.cert_days) {
+            write!(self.out, "  {dim}(certificate: {days} days left){dim:#}")?;
         }
         match record.recheck {
             Some(crate::record::Recheck::Confirmed) => {

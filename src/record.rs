@@ -45,8 +45,11 @@ pub struct Page {
     pub selected: Vec<Vec<String>>,
     /// With `--links`: the page's distinct absolute links.
     pub links: Vec<String>,
-    /// Why the page fails an expectation (`--expect-text`, `--expect-selector`, `--max-latency`).
+    /// Why the page fails an expectation (`--expect-text`, `--expect-selector`, `--max-latency`,
+    /// `--min-cert-days`).
     pub check_failure: Option<String>,
+    /// Whole days until the server's TLS certificate expires (https, in check mode).
+    pub cert_days: Option<i64>,
 }
 
 impl Page {

@@ -99,3 +99,59 @@ fn a_cacert_without_certificates_is_a_usage_error() {
         out.stderr
     );
 }
+
+#[test]
+fn certificate_days_are_reported_and_gated() {
+    let authority = Authority::new();
+    let server =
+        TestServer::start_tls(&authority.leaf_valid_for(&["127.0.0.1"], time::Duration::days(5)));
+    let ca = ca_file(&authority);
+    let ca_path = ca.path().display().to_string();
+    let url = server.url("/page/cert");
+    let out = run_jsonl(
+        std::slice::from_ref(&url),
+        &["--check", "--cacert", &ca_path],
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let days = out.record()["cert_days"]
+        .as_i64()
+        .expect("cert_days for https");
+    assert!((4..=5).contains(&days), "{days}");
+
+    let out = run_jsonl(
+        std::slice::from_ref(&url),
+        &["--cacert", &ca_path, "--min-cert-days", "30"],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    let error = out.record()["error"].as_str().expect("error").to_string();
+    assert!(
+        error.starts_with("certificate expires in ")
+            && error.ends_with("days (--min-cert-days 30)"),
+        "{error}"
+    );
+
+    let plain = TestServer::start();
+    let record = run_jsonl(&[plain.url("/page/p")], &["--check"]).record();
+    assert!(
+        record.get("cert_days").is_none(),
+        "plain http has no certificate: {record}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_named_as_such() {
+    let authority = Authority::new();
+    let server =
+        TestServer::start_tls(&authority.leaf_valid_for(&["127.0.0.1"], -time::Duration::hours(1)));
+    let ca = ca_file(&authority);
+    let out = run_jsonl(
+        &[server.url("/page/old")],
+        &[
+            "--cacert",
+            &ca.path().display().to_string(),
+            "--retries",
+            "0",
+        ],
+    );
+    assert_eq!(out.record()["error"], "tls: certificate expired");
+}

@@ -30,9 +30,16 @@ impl Authority {
 
     /// A leaf certificate for these names (host names or IP addresses), signed by this CA.
     pub fn leaf(&self, names: &[&str]) -> Identity {
+        self.leaf_valid_for(names, time::Duration::days(365))
+    }
+
+    /// A leaf certificate that expires `valid_for` from now.
+    pub fn leaf_valid_for(&self, names: &[&str], valid_for: time::Duration) -> Identity {
         let key = KeyPair::generate().expect("leaf key");
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let params = CertificateParams::new(names).expect("leaf params");
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+        params.not_after = time::OffsetDateTime::now_utc() + valid_for;
         let cert = params
             .signed_by(&key, &self.issuer)
             .expect("leaf certificate");
