@@ -86,6 +86,10 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub min_cert_days: Option<u32>,
 
+    /// Add per-host counts and latency percentiles to the summary.
+    #[arg(long)]
+    pub host_stats: bool,
+
     /// A gate on the whole run, e.g. 'p95<800ms', 'p99<2s', 'max<5s', 'success>=99.5%'
     /// (repeatable); a missed gate fails the run.
     #[arg(long, value_name = "GATE")]
@@ -350,6 +354,7 @@ impl Cli {
                 check: self.check,
                 reports,
                 slos: self.slo,
+                host_stats: self.host_stats,
             },
             mirror: self.out_dir.map(|dir| MirrorOptions {
                 dir,

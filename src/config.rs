@@ -189,6 +189,8 @@ pub struct OutputOptions {
     pub reports: Vec<ReportFile>,
     /// Gates on the whole run.
     pub slos: Vec<crate::slo::Slo>,
+    /// Per-host counts and latencies in the summary.
+    pub host_stats: bool,
 }
 
 /// Saving pages under `--out-dir`.

@@ -77,7 +77,11 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         show_progress,
         show_progress.then(|| count_in_background(&config)),
     );
-    let mut summary = Summary::default();
+    let mut summary = if config.output.host_stats {
+        Summary::with_host_stats()
+    } else {
+        Summary::default()
+    };
 
     // Futures waiting for a host's permit sit in this window; it is wider than the concurrency so
     // a host at its limit does not stop other hosts' URLs from starting.

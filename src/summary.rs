@@ -37,6 +37,28 @@ pub struct Summary {
     statuses: BTreeMap<u16, u64>,
     bytes: u64,
     latency: Histogram<u64>,
+    /// With `--host-stats`: counts and latencies per host (host and port).
+    hosts: Option<BTreeMap<String, HostStats>>,
+}
+
+/// One host's share of the run. Its histogram is coarser than the run's (milliseconds, two
+/// significant digits: about 2 KB), since there can be many hosts.
+#[derive(Debug, Clone)]
+struct HostStats {
+    ok: u64,
+    failed: u64,
+    latency_ms: Histogram<u64>,
+}
+
+impl HostStats {
+    fn new() -> Self {
+        HostStats {
+            ok: 0,
+            failed: 0,
+            latency_ms: Histogram::new_with_bounds(1, MAX_LATENCY_US / 1000, 2)
+                .expect("the histogram bounds are valid"),
+        }
+    }
 }
 
 impl Default for Summary {
@@ -59,12 +81,39 @@ impl Default for Summary {
             bytes: 0,
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("the histogram bounds are valid"),
+            hosts: None,
         }
     }
 }
 
 impl Summary {
+    /// A summary that also keeps per-host statistics (`--host-stats`).
+    pub fn with_host_stats() -> Self {
+        Summary {
+            hosts: Some(BTreeMap::new()),
+            ..Summary::default()
+        }
+    }
+
     pub fn add(&mut self, record: &Record) {
+        if let Some(hosts) = &mut self.hosts
+            && let Ok(url) = url::Url::parse(&record.url)
+            && let Some(host) = url.host_str()
+        {
+            let key = format!("{host}:{}", url.port_or_known_default().unwrap_or_default());
+            let stats = hosts.entry(key).or_insert_with(HostStats::new);
+            if record.is_ok() {
+                stats.ok += 1;
+            } else {
+                stats.failed += 1;
+            }
+            if record.page().is_some() {
+                let ms = u64::try_from(record.elapsed.as_millis()).unwrap_or(u64::MAX);
+                stats
+                    .latency_ms
+                    .saturating_record(ms.clamp(1, MAX_LATENCY_US / 1000));
+            }
+        }
         match &record.outcome {
             Outcome::Page(page) => {
                 *self.statuses.entry(page.status).or_default() += 1;
@@ -182,6 +231,7 @@ impl Summary {
         }
         writeln!(out, ", {rate:.1} requests/s")?;
         self.render_mirror(out)?;
+        self.render_hosts(out)?;
         if !self.latency.is_empty() {
             let at =
                 |q: f64| format_elapsed(Duration::from_micros(self.latency.value_at_quantile(q)));
@@ -200,6 +250,40 @@ impl Summary {
 }
 
 impl Summary {
+    /// The `--host-stats` table.
+    fn render_hosts(&self, out: &mut dyn Write) -> io::Result<()> {
+        let Some(hosts) = &self.hosts else {
+            return Ok(());
+        };
+        let width = hosts.keys().map(String::len).max().unwrap_or(4).max(4);
+        writeln!(
+            out,
+            "{:<width$}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}  {:>7}",
+            "host", "ok", "failed", "p50", "p90", "p99", "max"
+        )?;
+        for (host, stats) in hosts {
+            let at = |q: f64| {
+                if stats.latency_ms.is_empty() {
+                    "-".to_string()
+                } else {
+                    format_elapsed(Duration::from_millis(stats.latency_ms.value_at_quantile(q)))
+                }
+            };
+            writeln!(
+                out,
+                "{:<width$}  {:>6}  {:>6}  {:>7}  {:>7}  {:>7}  {:>7}",
+                crate::sanitize::clean(host),
+                stats.ok,
+                stats.failed,
+                at(0.50),
+                at(0.90),
+                at(0.99),
+                at(1.0)
+            )?;
+        }
+        Ok(())
+    }
+
     /// The `--out-dir` lines: what happened to the files, and URLs gone from the list.
     fn render_mirror(&self, out: &mut dyn Write) -> io::Result<()> {
         let Some(gone) = &self.gone else {

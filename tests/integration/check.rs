@@ -220,3 +220,29 @@ fn expectations_on_a_line_override_the_run_wide_ones() {
     assert!(out.stderr.contains(&expected), "{}", out.stderr);
     assert_eq!(server.hits("/page/c"), 0);
 }
+
+#[test]
+fn host_stats_split_the_summary_by_host() {
+    let server = TestServer::start();
+    let port = server.port();
+    let urls = [
+        format!("http://a.test:{port}/page/1"),
+        format!("http://a.test:{port}/page/2"),
+        format!("http://b.test:{port}/status/500"),
+    ];
+    let a = format!("a.test:{port}:127.0.0.1");
+    let b = format!("b.test:{port}:127.0.0.1");
+    let out = run_check(&urls, &["--host-stats", "--resolve", &a, "--resolve", &b]);
+    let row = |host: &str| {
+        out.stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("{host}:{port} ")))
+            .unwrap_or_else(|| panic!("no row for {host} in\n{}", out.stderr))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("a.test")[1..3], ["2", "0"]);
+    assert_eq!(row("b.test")[1..3], ["0", "1"]);
+    assert!(out.stderr.contains("host"), "{}", out.stderr);
+}
