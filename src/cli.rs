@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use clap::Parser;
 use clap::builder::TypedValueParser;
-use clap::{Parser, ValueEnum};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{
@@ -100,8 +100,8 @@ pub struct Cli {
     pub accept: Accept,
 
     /// Request method: GET, or HEAD (headers only; a 405 or 501 answer falls back to GET).
-    #[arg(long, value_name = "METHOD", value_enum, ignore_case = true, default_value_t = MethodArg::Get)]
-    pub method: MethodArg,
+    #[arg(long, value_name = "METHOD", value_enum, ignore_case = true, default_value_t = Method::Get)]
+    pub method: Method,
 
     /// Redirects followed before giving up.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REDIRECTS)]
@@ -191,8 +191,8 @@ pub struct Cli {
     pub text: bool,
 
     /// Output format on stdout.
-    #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = FormatArg::Text)]
-    pub format: FormatArg,
+    #[arg(short = 'f', long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 
     /// Also write a report to FILE (repeatable), atomically at the end of the run; its format
     /// follows the extension (.json .jsonl .csv .xml .md .sarif) unless --report-format is given.
@@ -201,7 +201,7 @@ pub struct Cli {
 
     /// The format of every --report file.
     #[arg(long, value_name = "FORMAT", value_enum, requires = "report")]
-    pub report_format: Option<FormatArg>,
+    pub report_format: Option<Format>,
 
     /// Characters of page text shown as the preview (0: no preview) [default: 100].
     #[arg(long, value_name = "N")]
@@ -216,54 +216,11 @@ pub struct Cli {
     pub quiet: bool,
 }
 
-/// `--method` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MethodArg {
-    Get,
-    Head,
-}
-
-/// `--format` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// One line per URL: status, time, size, URL, title, preview.
-    Text,
-    /// One JSON object per line, with stable field names.
-    Jsonl,
-    /// A header row, then one row per URL; one column per selector.
-    Csv,
-    /// One JSON document: the results array and a summary.
-    Json,
-    /// JUnit XML: one testcase per URL, failures with their reason.
-    Junit,
-    /// A Markdown summary and table (PR comments, $GITHUB_STEP_SUMMARY).
-    Markdown,
-    /// SARIF 2.1.0: one result per failed URL, at its line in the list.
-    Sarif,
-    /// GitHub workflow commands: an ::error annotation per failure.
-    Github,
-}
-
-impl From<FormatArg> for Format {
-    fn from(arg: FormatArg) -> Self {
-        match arg {
-            FormatArg::Text => Format::Text,
-            FormatArg::Jsonl => Format::Jsonl,
-            FormatArg::Csv => Format::Csv,
-            FormatArg::Json => Format::Json,
-            FormatArg::Junit => Format::Junit,
-            FormatArg::Markdown => Format::Markdown,
-            FormatArg::Sarif => Format::Sarif,
-            FormatArg::Github => Format::Github,
-        }
-    }
-}
-
 impl Cli {
     /// The validated run settings. `stdin_is_terminal` decides what no FILE means: read piped
     /// input, or tell the user what is missing instead of waiting on the keyboard.
     pub fn into_config(self, stdin_is_terminal: bool) -> Result<Config, String> {
-        if self.method == MethodArg::Head && self.out_dir.is_some() {
+        if self.method == Method::Head && self.out_dir.is_some() {
             return Err("--method HEAD reads no body, so --out-dir would save nothing".into());
         }
         let inputs = if self.files.is_empty() {
@@ -290,7 +247,6 @@ impl Cli {
             .map(|path| {
                 let format = self
                     .report_format
-                    .map(Format::from)
                     .or_else(|| Format::from_extension(&path))
                     .ok_or_else(|| {
                         format!(
@@ -340,13 +296,10 @@ impl Cli {
                 cert_days: self.check || self.min_cert_days.is_some(),
                 min_cert_days: self.min_cert_days,
                 accept: self.accept,
-                method: match self.method {
-                    MethodArg::Get => Method::Get,
-                    MethodArg::Head => Method::Head,
-                },
+                method: self.method,
             },
             output: OutputOptions {
-                format: self.format.into(),
+                format: self.format,
                 quiet: self.quiet,
                 progress: !self.no_progress && !self.quiet,
                 links_only: self.links_only,

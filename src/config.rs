@@ -88,8 +88,9 @@ impl FromStr for Accept {
 }
 
 /// The request method (`--method`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
+    /// The page, headers and body.
     #[default]
     Get,
     /// Headers only; a server that refuses HEAD (405, 501) is asked again with GET.
@@ -136,16 +137,27 @@ pub struct FetchOptions {
 }
 
 /// The stdout formats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// The variants' doc comments are the `--format` help: the derive is the one place clap reaches
+/// into this module, and it is compile-time only (nothing here calls clap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// One line per URL: status, time, size, URL, title, preview.
     #[default]
     Text,
+    /// One JSON object per line, with stable field names.
     Jsonl,
+    /// A header row, then one row per URL; one column per selector.
     Csv,
+    /// One JSON document: the results array and a summary.
     Json,
+    /// JUnit XML: one testcase per URL, failures with their reason.
     Junit,
+    /// A Markdown summary and table (PR comments, $GITHUB_STEP_SUMMARY).
     Markdown,
+    /// SARIF 2.1.0: one result per failed URL, at its line in the list.
     Sarif,
+    /// GitHub workflow commands: an ::error annotation per failure.
     Github,
 }
 
