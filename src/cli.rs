@@ -69,7 +69,7 @@ pub struct Cli {
     pub expect_text: Option<String>,
 
     /// Fail a URL whose page has no element matching CSS.
-    #[arg(long, value_name = "CSS", value_parser = parse_field)]
+    #[arg(long, value_name = "CSS", value_parser = Field::parse)]
     pub expect_selector: Option<Field>,
 
     /// Fail a URL that takes longer than DURATION.
@@ -161,7 +161,7 @@ pub struct Cli {
 
     /// Extract the text of every element matching CSS (repeatable); CSS@ATTR takes an attribute
     /// instead ('a.title@href', 'img@src'; URLs are made absolute).
-    #[arg(short = 's', long = "select", value_name = "CSS", value_parser = parse_field)]
+    #[arg(short = 's', long = "select", value_name = "CSS", value_parser = Field::parse)]
     pub select: Vec<Field>,
 
     /// Like --select, with a short NAME for the field in the output (repeatable; these come after
@@ -325,11 +325,6 @@ fn is_url_argument(text: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://")
 }
 
-/// `CSS` or `CSS@ATTR`, validated now, so a bad selector stops the run before any request.
-fn parse_field(text: &str) -> Result<Field, String> {
-    Field::parse(text)
-}
-
 /// `NAME=CSS[@ATTR]`.
 fn parse_named_field(text: &str) -> Result<Field, String> {
     let (name, css) = text
@@ -338,7 +333,7 @@ fn parse_named_field(text: &str) -> Result<Field, String> {
         .ok_or_else(|| format!("'{text}' is not NAME=CSS"))?;
     Ok(Field {
         name: name.trim().to_string(),
-        ..parse_field(css)?
+        ..Field::parse(css)?
     })
 }
 
@@ -516,15 +511,15 @@ mod tests {
 
     #[test]
     fn selectors_are_checked_up_front() {
-        let field = parse_field("a.title@href").expect("valid");
+        let field = Field::parse("a.title@href").expect("valid");
         assert_eq!(field.attr.as_deref(), Some("href"));
         assert_eq!(field.name, "a.title@href");
-        let field = parse_field("a[href^='mailto:x@y.org']").expect("valid");
+        let field = Field::parse("a[href^='mailto:x@y.org']").expect("valid");
         assert_eq!(
             field.attr, None,
             "an @ inside the selector is not an attribute"
         );
-        let error = parse_field("div[").expect_err("invalid");
+        let error = Field::parse("div[").expect_err("invalid");
         assert!(error.contains("div["), "{error}");
         let named = parse_named_field("price=.item .price").expect("valid");
         assert_eq!(named.name, "price");

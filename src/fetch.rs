@@ -419,6 +419,17 @@ impl Fetcher {
             revalidated: status == 304 && target.is_some_and(|t| t.revalidate),
             ..Page::default()
         };
+        if !rules.read_body {
+            // `--check` with nothing to look for in the body: the status is the answer.
+            page.bytes = response.content_length().unwrap_or(0);
+            page.content_type = content_type;
+            return Ok(Fetched {
+                page,
+                written: None,
+                validators,
+                body: None,
+            });
+        }
         let save_error = |e: io::Error| FetchError::Save(e.to_string());
         let mut file = match (target, &self.mirror) {
             (Some(target), Some((_, writer))) if (200..300).contains(&status) => Some(
@@ -435,17 +446,6 @@ impl Fetcher {
             && (extract::may_be_html(content_type.as_deref())
                 || rules.extract.expect_text.is_some()))
         .then(Vec::new);
-        if !rules.read_body {
-            // `--check` with nothing to look for in the body: the status is the answer.
-            page.bytes = response.content_length().unwrap_or(0);
-            page.content_type = content_type;
-            return Ok(Fetched {
-                page,
-                written: None,
-                validators,
-                body: None,
-            });
-        }
         while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(&e))? {
             let room = self.max_bytes - page.bytes;
             let take = chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX));

@@ -164,6 +164,12 @@ impl Summary {
         self.duplicates += 1;
     }
 
+    /// Requests sent (invalid lines and skipped URLs send none) per second of `wall`.
+    fn requests_per_s(&self, wall: Duration) -> f64 {
+        let requests = self.entries() - self.invalid - self.skipped;
+        requests as f64 / wall.as_secs_f64().max(1e-3)
+    }
+
     /// A latency quantile (0 to 1) of the answered requests; `None` before any answer.
     pub fn latency_at(&self, quantile: f64) -> Option<Duration> {
         (!self.latency.is_empty())
@@ -192,8 +198,7 @@ impl Summary {
     /// The closing summary, a few lines of plain text.
     pub fn render(&self, out: &mut dyn Write, wall: Duration) -> io::Result<()> {
         let entries = self.entries();
-        let requests = entries - self.invalid - self.skipped;
-        let rate = requests as f64 / wall.as_secs_f64().max(1e-3);
+        let rate = self.requests_per_s(wall);
         write!(
             out,
             "{entries} URLs in {}: {} ok",
@@ -350,14 +355,13 @@ pub struct LatencyMs {
 impl Summary {
     pub fn totals(&self, wall: Duration) -> Totals {
         let ms = |micros: u64| micros / 1000;
-        let requests = self.entries() - self.invalid - self.skipped;
         Totals {
             entries: self.entries(),
             ok: self.ok + self.skipped,
             failed: self.failed(),
             duplicates: self.duplicates,
             wall_s: wall.as_secs_f64(),
-            requests_per_s: requests as f64 / wall.as_secs_f64().max(1e-3),
+            requests_per_s: self.requests_per_s(wall),
             bytes: self.bytes,
             statuses: self.statuses.clone(),
             latency_ms: if self.latency.is_empty() {
