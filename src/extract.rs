@@ -7,16 +7,9 @@
 //! size, and nothing of the body is kept but the preview. A full DOM parse (scraper) is for features
 //! that need one, and runs off the async reactor.
 
-use std::cell::RefCell;
-
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
-use html5ever::tendril::StrTendril;
-use html5ever::tokenizer::states::RawKind;
-use html5ever::tokenizer::{
-    BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
-};
-use html5ever::{LocalName, TokenizerResult, local_name};
 
+use crate::lexer::{self, Content, Lexer, Tag};
 use crate::sanitize::CleanText;
 
 /// Bytes looked at before the type and charset are decided (the HTML spec's prescan window).
@@ -92,7 +85,7 @@ struct Decoding {
 }
 
 enum Target {
-    Html(Box<Tokenizer<PreviewSink>>),
+    Html(Box<(Lexer, PreviewSink)>),
     Text(CleanText),
 }
 
@@ -172,9 +165,9 @@ impl Scanner {
         let kind = kind.unwrap_or_else(|| sniff(&head));
         let target = match kind {
             BodyKind::Binary => return,
-            BodyKind::Html => Target::Html(Box::new(Tokenizer::new(
+            BodyKind::Html => Target::Html(Box::new((
+                Lexer::default(),
                 PreviewSink::new(self.preview_chars),
-                TokenizerOpts::default(),
             ))),
             BodyKind::Text => Target::Text(CleanText::new(self.preview_chars)),
         };
@@ -231,22 +224,14 @@ impl Decoding {
         let _ = self.decoder.decode_to_string(bytes, &mut self.utf8, last);
         self.scanned += self.utf8.len();
         let done = match &mut self.target {
-            Target::Html(tokenizer) => {
-                if !self.utf8.is_empty() {
-                    let queue = BufferQueue::default();
-                    queue.push_back(StrTendril::from_slice(&self.utf8));
-                    while !tokenizer.sink.is_done() {
-                        match tokenizer.feed(&queue) {
-                            TokenizerResult::Done => break,
-                            TokenizerResult::Script(()) | TokenizerResult::EncodingIndicator(_) => {
-                            }
-                        }
-                    }
+            Target::Html(html) => {
+                let (lexer, sink) = &mut **html;
+                let done = lexer.feed(&self.utf8, sink);
+                if last && !done {
+                    lexer.finish(sink);
+                    sink.title_done = true;
                 }
-                if last {
-                    tokenizer.end();
-                }
-                tokenizer.sink.is_done()
+                lexer::Sink::is_done(sink)
             }
             Target::Text(text) => {
                 text.push(&self.utf8);
@@ -258,12 +243,12 @@ impl Decoding {
 
     fn into_extracted(self) -> Extracted {
         match self.target {
-            Target::Html(tokenizer) => {
-                let state = tokenizer.sink.state.into_inner();
-                let title = state.title.into_string();
+            Target::Html(html) => {
+                let (_, sink) = *html;
+                let title = sink.title.into_string();
                 Extracted {
                     title: (!title.is_empty()).then_some(title),
-                    content: Some(state.preview.into_string()),
+                    content: Some(sink.preview.into_string()),
                     binary: false,
                 }
             }
@@ -359,12 +344,9 @@ fn prescan_meta(head: &[u8]) -> Option<&'static Encoding> {
     // Every byte decodes to one character in windows-1252, and the markup is ASCII, so tokenizing
     // the window this way finds the meta tag whatever the real encoding is.
     let (text, _, _) = WINDOWS_1252.decode(&head[..head.len().min(SNIFF_BYTES)]);
-    let tokenizer = Tokenizer::new(MetaSink::default(), TokenizerOpts::default());
-    let queue = BufferQueue::default();
-    queue.push_back(StrTendril::from_slice(&text));
-    let _ = tokenizer.feed(&queue);
-    let label = tokenizer.sink.label.into_inner()?;
-    let encoding = Encoding::for_label(label.trim().as_bytes())?;
+    let mut sink = MetaSink::default();
+    Lexer::default().feed(&text, &mut sink);
+    let encoding = Encoding::for_label(sink.label?.trim().as_bytes())?;
     Some(match encoding.name() {
         "UTF-16LE" | "UTF-16BE" => UTF_8,
         "x-user-defined" => WINDOWS_1252,
@@ -372,36 +354,39 @@ fn prescan_meta(head: &[u8]) -> Option<&'static Encoding> {
     })
 }
 
-/// Finds the first meta charset declaration among the tokens.
+/// Finds the first meta charset declaration among the tags.
 #[derive(Default)]
 struct MetaSink {
-    label: RefCell<Option<String>>,
+    label: Option<String>,
 }
 
-impl TokenSink for MetaSink {
-    type Handle = ();
+impl lexer::Sink for MetaSink {
+    fn text(&mut self, _text: &str) {}
 
-    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
-        if let Token::TagToken(tag) = token
-            && tag.kind == TagKind::StartTag
-            && tag.name == local_name!("meta")
-            && self.label.borrow().is_none()
-        {
-            let attr = |name: LocalName| {
-                tag.attrs
+    fn tag(&mut self, tag: &Tag<'_>) -> Content {
+        if tag.name == "meta" && !tag.end {
+            let attr = |name: &str| {
+                tag.attributes
                     .iter()
-                    .find(|a| a.name.local == name)
-                    .map(|a| a.value.to_string())
+                    .find(|(n, _)| n == name)
+                    .map(|(_, value)| value.as_str())
             };
-            let label = attr(local_name!("charset")).or_else(|| {
-                attr(local_name!("http-equiv"))
+            self.label = attr("charset").map(str::to_string).or_else(|| {
+                attr("http-equiv")
                     .filter(|v| v.trim().eq_ignore_ascii_case("content-type"))
-                    .and(attr(local_name!("content")))
-                    .and_then(|content| charset_in_content(&content))
+                    .and(attr("content"))
+                    .and_then(charset_in_content)
             });
-            *self.label.borrow_mut() = label;
         }
-        TokenSinkResult::Continue
+        raw_content(tag.name).unwrap_or(Content::Markup)
+    }
+
+    fn wants_attributes(&self, name: &str) -> bool {
+        name == "meta"
+    }
+
+    fn is_done(&self) -> bool {
+        self.label.is_some()
     }
 }
 
@@ -421,79 +406,82 @@ fn charset_in_content(content: &str) -> Option<String> {
 }
 
 /// Elements whose start or end separates words in rendered text.
-fn is_block(name: &LocalName) -> bool {
+fn is_block(name: &str) -> bool {
     matches!(
-        *name,
-        local_name!("address")
-            | local_name!("article")
-            | local_name!("aside")
-            | local_name!("blockquote")
-            | local_name!("br")
-            | local_name!("caption")
-            | local_name!("dd")
-            | local_name!("details")
-            | local_name!("div")
-            | local_name!("dl")
-            | local_name!("dt")
-            | local_name!("fieldset")
-            | local_name!("figcaption")
-            | local_name!("figure")
-            | local_name!("footer")
-            | local_name!("form")
-            | local_name!("h1")
-            | local_name!("h2")
-            | local_name!("h3")
-            | local_name!("h4")
-            | local_name!("h5")
-            | local_name!("h6")
-            | local_name!("header")
-            | local_name!("hr")
-            | local_name!("li")
-            | local_name!("main")
-            | local_name!("nav")
-            | local_name!("ol")
-            | local_name!("option")
-            | local_name!("p")
-            | local_name!("pre")
-            | local_name!("section")
-            | local_name!("summary")
-            | local_name!("table")
-            | local_name!("td")
-            | local_name!("th")
-            | local_name!("tr")
-            | local_name!("ul")
-            | local_name!("body")
-            | local_name!("img")
-            | local_name!("input")
+        name,
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "br"
+            | "caption"
+            | "dd"
+            | "details"
+            | "div"
+            | "dl"
+            | "dt"
+            | "fieldset"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "form"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "header"
+            | "hr"
+            | "li"
+            | "main"
+            | "nav"
+            | "ol"
+            | "option"
+            | "p"
+            | "pre"
+            | "section"
+            | "summary"
+            | "table"
+            | "td"
+            | "th"
+            | "tr"
+            | "ul"
+            | "body"
+            | "img"
+            | "input"
     )
 }
 
-/// How the tokenizer must read an element's content: as text up to its end tag, not as markup.
-fn raw_kind(name: &LocalName) -> Option<RawKind> {
-    match *name {
-        local_name!("title") | local_name!("textarea") => Some(RawKind::Rcdata),
-        local_name!("style")
-        | local_name!("xmp")
-        | local_name!("iframe")
-        | local_name!("noembed")
-        | local_name!("noframes")
-        | local_name!("noscript") => Some(RawKind::Rawtext),
-        local_name!("script") => Some(RawKind::ScriptData),
+/// How an element's content must be read: as text up to its end tag, not as markup.
+fn raw_content(name: &str) -> Option<Content> {
+    match name {
+        "title" | "textarea" => Some(Content::Rcdata),
+        "style" | "xmp" | "iframe" | "noembed" | "noframes" | "noscript" | "script" => {
+            Some(Content::Rawtext)
+        }
+        "plaintext" => Some(Content::Plaintext),
         _ => None,
     }
 }
 
-/// Collects the title and the preview text from the token stream.
-struct PreviewSink {
-    state: RefCell<PreviewState>,
+/// What the text of a raw-text or RCDATA element is to the preview.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Raw {
+    Title,
+    /// A `<textarea>`'s text is shown.
+    Textarea,
+    /// Scripts, styles and the like (the lexer passes none of their text on).
+    Hidden,
 }
 
-struct PreviewState {
+/// Collects the title and the preview text from the tags and text the lexer finds.
+struct PreviewSink {
     title: CleanText,
     title_done: bool,
     preview: CleanText,
     /// The raw-text element being read (`script`, `style`, `title`, …), if any.
-    raw: Option<LocalName>,
+    raw: Option<Raw>,
     /// Depth inside `<template>` (inert, never rendered).
     template_depth: u32,
     /// Depth inside `<svg>`, whose `<title>` is a tooltip, not the page's.
@@ -504,70 +492,13 @@ struct PreviewState {
 impl PreviewSink {
     fn new(preview_chars: usize) -> Self {
         PreviewSink {
-            state: RefCell::new(PreviewState {
-                title: CleanText::new(MAX_TITLE_CHARS),
-                title_done: false,
-                preview: CleanText::new(preview_chars),
-                raw: None,
-                template_depth: 0,
-                svg_depth: 0,
-                body_seen: false,
-            }),
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        let state = self.state.borrow();
-        state.preview.is_full()
-            && (state.title_done || state.body_seen || !state.preview.is_empty())
-    }
-}
-
-impl PreviewState {
-    fn tag(&mut self, tag: &Tag) -> TokenSinkResult<()> {
-        let start = tag.kind == TagKind::StartTag;
-        if let Some(raw) = &self.raw {
-            // Only the matching end tag ends raw text (the tokenizer guarantees nothing else).
-            if !start && *raw == tag.name {
-                if tag.name == local_name!("title") && self.svg_depth == 0 {
-                    self.title_done = true;
-                }
-                self.raw = None;
-            }
-            return TokenSinkResult::Continue;
-        }
-        match tag.name {
-            local_name!("template") if start => self.template_depth += 1,
-            local_name!("template") => self.template_depth = self.template_depth.saturating_sub(1),
-            local_name!("svg") if start && !tag.self_closing => self.svg_depth += 1,
-            local_name!("svg") if !start => self.svg_depth = self.svg_depth.saturating_sub(1),
-            local_name!("body") if start => self.body_seen = true,
-            _ => {}
-        }
-        if is_block(&tag.name) {
-            self.preview.push_break();
-        }
-        if start && let Some(kind) = raw_kind(&tag.name) {
-            self.raw = Some(tag.name.clone());
-            return TokenSinkResult::RawData(kind);
-        }
-        if start && tag.name == local_name!("plaintext") {
-            return TokenSinkResult::Plaintext;
-        }
-        TokenSinkResult::Continue
-    }
-
-    fn text(&mut self, text: &str) {
-        match &self.raw {
-            Some(name)
-                if *name == local_name!("title") && !self.title_done && self.svg_depth == 0 =>
-            {
-                self.title.push(text);
-            }
-            Some(name) if *name == local_name!("textarea") => self.visible(text),
-            Some(_) => {}
-            None if self.template_depth == 0 => self.visible(text),
-            None => {}
+            title: CleanText::new(MAX_TITLE_CHARS),
+            title_done: false,
+            preview: CleanText::new(preview_chars),
+            raw: None,
+            template_depth: 0,
+            svg_depth: 0,
+            body_seen: false,
         }
     }
 
@@ -578,31 +509,57 @@ impl PreviewState {
     }
 }
 
-impl TokenSink for PreviewSink {
-    type Handle = ();
-
-    fn process_token(&self, token: Token, _line: u64) -> TokenSinkResult<()> {
-        let mut state = self.state.borrow_mut();
-        match token {
-            Token::TagToken(tag) => {
-                let result = state.tag(&tag);
-                drop(state);
-                if self.is_done() && result == TokenSinkResult::Continue {
-                    // Pauses the tokenizer: the pass has what it came for.
-                    return TokenSinkResult::Script(());
-                }
-                result
-            }
-            Token::CharacterTokens(text) => {
-                state.text(&text);
-                TokenSinkResult::Continue
-            }
-            Token::EOFToken => {
-                state.title_done = true;
-                TokenSinkResult::Continue
-            }
-            _ => TokenSinkResult::Continue,
+impl lexer::Sink for PreviewSink {
+    fn text(&mut self, text: &str) {
+        match self.raw {
+            Some(Raw::Title) if !self.title_done && self.svg_depth == 0 => self.title.push(text),
+            Some(Raw::Textarea) => self.visible(text),
+            None if self.template_depth == 0 => self.visible(text),
+            Some(_) | None => {}
         }
+    }
+
+    fn tag(&mut self, tag: &Tag<'_>) -> Content {
+        let start = !tag.end;
+        if let Some(raw) = self.raw {
+            // The lexer ends raw text only at the element's own end tag.
+            if raw == Raw::Title && self.svg_depth == 0 {
+                self.title_done = true;
+            }
+            self.raw = None;
+            return Content::Markup;
+        }
+        match tag.name {
+            "template" if start => self.template_depth += 1,
+            "template" => self.template_depth = self.template_depth.saturating_sub(1),
+            "svg" if start && !tag.self_closing => self.svg_depth += 1,
+            "svg" if !start => self.svg_depth = self.svg_depth.saturating_sub(1),
+            "body" if start => self.body_seen = true,
+            _ => {}
+        }
+        if is_block(tag.name) {
+            self.preview.push_break();
+        }
+        match raw_content(tag.name).filter(|_| start) {
+            Some(content) => {
+                self.raw = match (tag.name, content) {
+                    (_, Content::Plaintext) => None,
+                    ("title", _) => Some(Raw::Title),
+                    ("textarea", _) => Some(Raw::Textarea),
+                    _ => Some(Raw::Hidden),
+                };
+                content
+            }
+            None => Content::Markup,
+        }
+    }
+
+    fn in_foreign_content(&self) -> bool {
+        self.svg_depth > 0
+    }
+
+    fn is_done(&self) -> bool {
+        self.preview.is_full() && (self.title_done || self.body_seen || !self.preview.is_empty())
     }
 }
 

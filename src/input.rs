@@ -395,7 +395,7 @@ fn bare_host(text: &str) -> Result<Url, InputError> {
 /// whole table each time it grows), and this set is the one part of scrape's memory that grows
 /// with the length of the list.
 #[derive(Default)]
-struct SeenSet {
+pub struct SeenSet {
     hasher: RandomState,
     recent: HashSet<u64, BuildHasherDefault<NoHashHasher<u64>>>,
     /// Every older hash, sorted.
@@ -407,7 +407,7 @@ const RECENT_HASHES: usize = 1 << 16;
 
 impl SeenSet {
     /// True when the URL had not been seen before.
-    fn insert(&mut self, url: &Url) -> bool {
+    pub fn insert(&mut self, url: &Url) -> bool {
         self.insert_hash(self.hasher.hash_one(url.as_str()))
     }
 

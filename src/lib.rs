@@ -14,6 +14,7 @@ pub mod exit_code;
 pub mod extract;
 pub mod fetch;
 pub mod input;
+pub mod lexer;
 pub mod mirror;
 pub mod output;
 pub mod progress;
