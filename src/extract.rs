@@ -2,7 +2,7 @@
 //!
 //! Bytes go in chunk by chunk; the pass decodes them to UTF-8 (charset from the `Content-Type`
 //! header, a BOM, or a `<meta>` in the first 1024 bytes, as browsers do), tokenizes HTML with
-//! html5ever's tokenizer (no tree is built), and stops asking for input as soon as it has the title
+//! the streaming `lexer` (no tree is built), and stops asking for input as soon as it has the title
 //! and `preview_chars` characters of visible text. A page's cost therefore does not grow with its
 //! size, and nothing of the body is kept but the preview. A full DOM parse (scraper) is for features
 //! that need one, and runs off the async reactor.
