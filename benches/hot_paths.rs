@@ -4,7 +4,8 @@
 
 use divan::{Bencher, black_box};
 use scrape::extract::Scanner;
-use scrape::input::{SeenSet, normalize};
+use scrape::input::normalize;
+use scrape::seen::SeenSet;
 
 fn main() {
     divan::main();

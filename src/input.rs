@@ -8,16 +8,12 @@
 //! absolute http(s) URL or reported as invalid with its `FILE:LINE`. Duplicates (after
 //! normalisation) are dropped using a set of 64-bit hashes, the only state that grows with the list.
 
-use std::collections::HashSet;
 use std::fs::File;
-use std::hash::BuildHasher;
-use std::hash::{BuildHasherDefault, RandomState};
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use nohash_hasher::NoHashHasher;
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -25,6 +21,7 @@ use crate::config::{Accept, InputSource};
 use crate::dom::Field;
 use crate::error::InputError;
 use crate::record::Source;
+use crate::seen::SeenSet;
 
 /// Lines longer than this are invalid entries (and are skipped without being held in memory).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -387,62 +384,6 @@ fn bare_host(text: &str) -> Result<Url, InputError> {
     }
 }
 
-/// The URLs seen so far, as 64-bit keyed hashes: 8 bytes a URL instead of the URL itself. Two
-/// different URLs collide with a probability of about n²/2⁶⁵ (3·10⁻⁸ at a million URLs).
-///
-/// New hashes go into a small hash set; when it fills, they are merged into one sorted array. A
-/// hash set of every URL would cost more than twice as much (its spare buckets, and a copy of the
-/// whole table each time it grows), and this set is the one part of scrape's memory that grows
-/// with the length of the list.
-#[derive(Default)]
-pub struct SeenSet {
-    hasher: RandomState,
-    recent: HashSet<u64, BuildHasherDefault<NoHashHasher<u64>>>,
-    /// Every older hash, sorted.
-    sorted: Vec<u64>,
-}
-
-/// Hashes kept in the hash set before a merge.
-const RECENT_HASHES: usize = 1 << 16;
-
-impl SeenSet {
-    /// True when the URL had not been seen before.
-    pub fn insert(&mut self, url: &Url) -> bool {
-        self.insert_hash(self.hasher.hash_one(url.as_str()))
-    }
-
-    fn insert_hash(&mut self, hash: u64) -> bool {
-        if self.sorted.binary_search(&hash).is_ok() || !self.recent.insert(hash) {
-            return false;
-        }
-        if self.recent.len() >= RECENT_HASHES {
-            self.merge();
-        }
-        true
-    }
-
-    /// Moves the recent hashes into the sorted array, merging from the back in place.
-    fn merge(&mut self) {
-        let mut batch: Vec<u64> = self.recent.drain().collect();
-        batch.sort_unstable();
-        let old = self.sorted.len();
-        self.sorted.resize(old + batch.len(), 0);
-        let (mut i, mut j) = (old, batch.len());
-        for k in (0..self.sorted.len()).rev() {
-            if j == 0 {
-                break; // the rest of the old hashes are already in place
-            }
-            if i > 0 && self.sorted[i - 1] > batch[j - 1] {
-                self.sorted[k] = self.sorted[i - 1];
-                i -= 1;
-            } else {
-                self.sorted[k] = batch[j - 1];
-                j -= 1;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,41 +535,5 @@ mod tests {
         ];
         assert_eq!(count_entries(&sources), Some(4));
         assert_eq!(count_entries(&[InputSource::Stdin]), None);
-    }
-
-    #[test]
-    fn the_seen_set_stays_exact_across_merges() {
-        let mut seen = SeenSet::default();
-        let mut rng = fastrand::Rng::with_seed(7);
-        let hashes: Vec<u64> = (0..RECENT_HASHES * 3 + 123).map(|_| rng.u64(..)).collect();
-        for &hash in &hashes {
-            assert!(
-                seen.insert_hash(hash),
-                "a new hash was taken for a duplicate"
-            );
-        }
-        assert!(
-            seen.sorted.windows(2).all(|w| w[0] < w[1]),
-            "the merged array is not sorted"
-        );
-        for &hash in hashes.iter().step_by(97) {
-            assert!(
-                !seen.insert_hash(hash),
-                "a seen hash was taken for a new one"
-            );
-        }
-        let fresh = (0u64..)
-            .find(|h| !hashes.contains(h))
-            .expect("a hash not taken");
-        assert!(seen.insert_hash(fresh), "a new hash after merges");
-        assert_eq!(seen.sorted.len() + seen.recent.len(), hashes.len() + 1);
-    }
-
-    #[test]
-    fn duplicates_are_found_after_normalisation() {
-        let mut seen = SeenSet::default();
-        assert!(seen.insert(&normalize("http://a.example/x#one").expect("url")));
-        assert!(!seen.insert(&normalize("HTTP://A.example:80/x#two").expect("url")));
-        assert!(seen.insert(&normalize("https://a.example/x").expect("url")));
     }
 }

@@ -24,6 +24,7 @@ pub mod retry;
 pub mod run;
 pub mod sanitize;
 pub mod save;
+pub mod seen;
 pub mod slo;
 pub mod summary;
 

@@ -1,0 +1,421 @@
+//! The set of URLs seen so far, for dropping duplicates from the input: exact, and with memory that
+//! stays nearly flat however long the list is.
+//!
+//! A URL is kept as a 64-bit keyed hash (two different URLs collide with a probability of about
+//! n²/2⁶⁵: 3·10⁻⁸ at a million URLs). New hashes go into a small hash set; when it fills, its
+//! hashes are sorted and written to a temporary file as a *run*, and runs of similar size are
+//! merged, so there are only about log₂(n / 16K) of them. In memory, a run keeps a Bloom filter
+//! (6 bits a hash; about 6% false positives) and every 256th hash as an index. A lookup asks each
+//! run's filter; only on a "maybe" does it read one 2 KiB block of the file, so a new URL costs a
+//! read about once in twenty times, and a duplicate once.
+//!
+//! At a million URLs this holds ~0.8 MB in memory (the filters) where the hashes themselves take
+//! 8 MB; the exact set would be the one part of scrape's memory that grows with the list. When no
+//! temporary file can be made, runs stay in memory (8 bytes a URL) and nothing else changes.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
+use std::io;
+use std::iter::Peekable;
+use std::os::unix::fs::FileExt;
+
+use nohash_hasher::NoHashHasher;
+use url::Url;
+
+/// Hashes kept in the hash set before they are written out as a run.
+const RECENT_HASHES: usize = 1 << 14;
+/// One hash in this many is kept in a run's in-memory index; a lookup reads one such block.
+const INDEX_STRIDE: usize = 256;
+/// Bloom filter bits per hash.
+const BLOOM_BITS_PER_HASH: usize = 6;
+/// Bits set per hash, all within one 512-bit block (one cache line).
+const BLOOM_PROBES: u32 = 4;
+/// Hashes read at a time while merging runs.
+const MERGE_BUFFER: usize = 8 * 1024;
+
+/// The URLs seen so far.
+pub struct SeenSet {
+    hasher: RandomState,
+    recent: HashSet<u64, BuildHasherDefault<NoHashHasher<u64>>>,
+    /// Sorted runs, oldest (and largest) first.
+    runs: Vec<Run>,
+    spill_every: usize,
+}
+
+impl Default for SeenSet {
+    fn default() -> Self {
+        SeenSet::with_spill_every(RECENT_HASHES)
+    }
+}
+
+impl SeenSet {
+    /// A set that writes a run every `spill_every` new hashes.
+    fn with_spill_every(spill_every: usize) -> Self {
+        SeenSet {
+            hasher: RandomState::new(),
+            // Allocated in full up front: the set's memory is the same for ten URLs as for ten
+            // million.
+            recent: HashSet::with_capacity_and_hasher(spill_every, BuildHasherDefault::default()),
+            runs: Vec::new(),
+            spill_every,
+        }
+    }
+
+    /// True when the URL had not been seen before.
+    pub fn insert(&mut self, url: &Url) -> bool {
+        self.insert_hash(self.hasher.hash_one(url.as_str()))
+    }
+
+    fn insert_hash(&mut self, hash: u64) -> bool {
+        if self.recent.contains(&hash) || self.runs.iter().rev().any(|run| run.contains(hash)) {
+            return false;
+        }
+        self.recent.insert(hash);
+        if self.recent.len() >= self.spill_every {
+            self.spill();
+        }
+        true
+    }
+
+    /// Writes the recent hashes out as a run, then merges runs of similar size.
+    fn spill(&mut self) {
+        let mut batch: Vec<u64> = self.recent.drain().collect();
+        batch.sort_unstable();
+        self.runs.push(Run::build(batch.len(), batch.into_iter()));
+        while let [.., older, newer] = self.runs.as_slice()
+            && newer.len * 2 >= older.len
+        {
+            // The two runs' filters go before the merged run's is made, so the filters' memory
+            // never doubles at a merge.
+            let newer = self.runs.pop().expect("two runs").into_keys();
+            let older = self.runs.pop().expect("two runs").into_keys();
+            let len = older.len + newer.len;
+            let merged = Merge {
+                a: older.peekable(),
+                b: newer.peekable(),
+            };
+            self.runs.push(Run::build(len, merged));
+        }
+    }
+}
+
+/// A sorted run of hashes.
+struct Run {
+    keys: Keys,
+    len: usize,
+    /// Every `INDEX_STRIDE`-th hash.
+    index: Vec<u64>,
+    bloom: Bloom,
+}
+
+enum Keys {
+    /// In an unnamed temporary file, as little-endian u64s.
+    File(File),
+    /// Where no temporary file could be written.
+    Memory(Vec<u64>),
+}
+
+impl Keys {
+    /// Appends the `count` hashes from position `start` to `out`.
+    fn read(&self, start: usize, count: usize, out: &mut Vec<u64>) -> io::Result<()> {
+        match self {
+            Keys::Memory(keys) => out.extend_from_slice(&keys[start..start + count]),
+            Keys::File(file) => {
+                let mut bytes = vec![0u8; count * 8];
+                file.read_exact_at(&mut bytes, (start * 8) as u64)?;
+                out.extend(
+                    bytes
+                        .chunks_exact(8)
+                        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a run's hashes to a temporary file a buffer at a time, or keeps them in memory when the
+/// file cannot be made or written (a full disk): what was written is read back then.
+struct RunWriter {
+    file: Option<File>,
+    /// Hashes in the file so far.
+    written: usize,
+    buffer: Vec<u64>,
+}
+
+impl RunWriter {
+    fn new() -> Self {
+        RunWriter {
+            file: tempfile::tempfile().ok(),
+            written: 0,
+            buffer: Vec::with_capacity(MERGE_BUFFER),
+        }
+    }
+
+    fn push(&mut self, hash: u64) {
+        self.buffer.push(hash);
+        if self.buffer.len() == MERGE_BUFFER {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(file) = &self.file else { return };
+        let bytes: Vec<u8> = self.buffer.iter().flat_map(|h| h.to_le_bytes()).collect();
+        if file.write_all_at(&bytes, (self.written * 8) as u64).is_ok() {
+            self.written += self.buffer.len();
+            self.buffer.clear();
+            return;
+        }
+        // From now on in memory, starting with what the file holds. Should even that read fail,
+        // those hashes are forgotten: a duplicate may then be fetched twice, no URL is lost.
+        let mut memory = Vec::with_capacity(self.written + self.buffer.len());
+        let _ = Keys::File(self.file.take().expect("a file")).read(0, self.written, &mut memory);
+        memory.append(&mut self.buffer);
+        self.buffer = memory;
+    }
+
+    fn finish(mut self) -> Keys {
+        self.flush();
+        match self.file {
+            Some(file) if self.buffer.is_empty() => Keys::File(file),
+            _ => Keys::Memory(self.buffer),
+        }
+    }
+}
+
+impl Run {
+    /// A run of the `len` hashes `sorted` yields, in increasing order.
+    fn build(len: usize, sorted: impl Iterator<Item = u64>) -> Run {
+        let mut bloom = Bloom::new(len);
+        let mut index = Vec::with_capacity(len.div_ceil(INDEX_STRIDE));
+        let mut writer = RunWriter::new();
+        for (i, hash) in sorted.enumerate() {
+            bloom.insert(hash);
+            if i % INDEX_STRIDE == 0 {
+                index.push(hash);
+            }
+            writer.push(hash);
+        }
+        Run {
+            keys: writer.finish(),
+            len,
+            index,
+            bloom,
+        }
+    }
+
+    fn contains(&self, hash: u64) -> bool {
+        if !self.bloom.may_contain(hash) {
+            return false;
+        }
+        let block = match self.index.partition_point(|&first| first <= hash) {
+            0 => return false,
+            n => n - 1,
+        };
+        let start = block * INDEX_STRIDE;
+        let count = INDEX_STRIDE.min(self.len - start);
+        let mut keys = Vec::with_capacity(count);
+        // Unreadable (a failing disk): the URL counts as new, so it may be fetched twice, but no
+        // URL is ever dropped for a duplicate it is not.
+        self.keys.read(start, count, &mut keys).is_ok() && keys.binary_search(&hash).is_ok()
+    }
+
+    /// The run's hashes in order (its filter is dropped).
+    fn into_keys(self) -> KeyReader {
+        KeyReader {
+            keys: self.keys,
+            len: self.len,
+            next: 0,
+            buffer: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+/// A run's hashes in order, read a buffer at a time.
+struct KeyReader {
+    keys: Keys,
+    len: usize,
+    /// Position of the next hash to read into the buffer.
+    next: usize,
+    buffer: Vec<u64>,
+    at: usize,
+}
+
+impl Iterator for KeyReader {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        if self.at == self.buffer.len() {
+            let count = MERGE_BUFFER.min(self.len - self.next);
+            self.buffer.clear();
+            self.at = 0;
+            // An unreadable run ends early: its remaining hashes are forgotten (see `contains`).
+            self.keys.read(self.next, count, &mut self.buffer).ok()?;
+            self.next += count;
+        }
+        let hash = self.buffer.get(self.at).copied()?;
+        self.at += 1;
+        Some(hash)
+    }
+}
+
+/// Two sorted runs as one sorted sequence (their hashes are distinct).
+struct Merge {
+    a: Peekable<KeyReader>,
+    b: Peekable<KeyReader>,
+}
+
+impl Iterator for Merge {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) if x < y => self.a.next(),
+            (Some(_), None) => self.a.next(),
+            _ => self.b.next(),
+        }
+    }
+}
+
+/// A blocked Bloom filter: every hash sets `BLOOM_PROBES` bits in one 512-bit block.
+struct Bloom {
+    blocks: Vec<[u64; 8]>,
+}
+
+impl Bloom {
+    fn new(hashes: usize) -> Self {
+        let blocks = (hashes * BLOOM_BITS_PER_HASH).div_ceil(512).max(1);
+        Bloom {
+            blocks: vec![[0; 8]; blocks],
+        }
+    }
+
+    /// The block and, for each probe, the word and bit in it.
+    fn probes(&self, hash: u64) -> (usize, impl Iterator<Item = (usize, u64)> + use<>) {
+        // The high bits pick the block; a multiplied copy of the hash gives 9 bits per probe.
+        let block = ((u128::from(hash) * self.blocks.len() as u128) >> 64) as usize;
+        let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let probes = (0..BLOOM_PROBES).map(move |i| {
+            let bit = (mixed >> (i * 9)) & 511;
+            ((bit / 64) as usize, 1u64 << (bit % 64))
+        });
+        (block, probes)
+    }
+
+    fn insert(&mut self, hash: u64) {
+        let (block, probes) = self.probes(hash);
+        for (word, bit) in probes {
+            self.blocks[block][word] |= bit;
+        }
+    }
+
+    fn may_contain(&self, hash: u64) -> bool {
+        let (block, mut probes) = self.probes(hash);
+        let words = &self.blocks[block];
+        probes.all(|(word, bit)| words[word] & bit != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_exact(mut seen: SeenSet, count: usize) {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let hashes: Vec<u64> = (0..count).map(|_| rng.u64(..)).collect();
+        let taken: HashSet<u64> = hashes.iter().copied().collect();
+        for &hash in &hashes {
+            assert!(
+                seen.insert_hash(hash),
+                "a new hash was taken for a duplicate"
+            );
+        }
+        for &hash in hashes.iter().step_by(7) {
+            assert!(
+                !seen.insert_hash(hash),
+                "a seen hash was taken for a new one"
+            );
+        }
+        let mut fresh = 0;
+        for _ in 0..count {
+            let hash = rng.u64(..);
+            if !taken.contains(&hash) {
+                assert!(seen.insert_hash(hash), "a new hash after spills");
+                fresh += 1;
+            }
+        }
+        assert!(fresh > 0);
+    }
+
+    #[test]
+    fn the_set_stays_exact_across_spills_and_merges() {
+        let seen = SeenSet::with_spill_every(64);
+        check_exact(seen, 20_000);
+    }
+
+    fn all_keys(run: &Run) -> Vec<u64> {
+        let mut keys = Vec::new();
+        run.keys.read(0, run.len, &mut keys).expect("readable");
+        keys
+    }
+
+    #[test]
+    fn runs_merge_down_to_a_logarithmic_count() {
+        let mut seen = SeenSet::with_spill_every(64);
+        for hash in 0..64 * 1000u64 {
+            seen.insert_hash(hash.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        assert!(seen.runs.len() <= 11, "{} runs", seen.runs.len());
+        let total: usize = seen.runs.iter().map(|r| r.len).sum();
+        assert_eq!(total + seen.recent.len(), 64 * 1000);
+        for run in &seen.runs {
+            assert!(
+                matches!(run.keys, Keys::File(_)),
+                "runs go to temporary files"
+            );
+            let keys = all_keys(run);
+            assert_eq!(keys.len(), run.len);
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "a run is not sorted");
+        }
+    }
+
+    #[test]
+    fn runs_kept_in_memory_answer_the_same() {
+        let mut seen = SeenSet::with_spill_every(50);
+        let hashes: Vec<u64> = (1..=500u64)
+            .map(|h| h.wrapping_mul(0x2545_F491_4F6C_DD1D))
+            .collect();
+        let mut sorted = hashes.clone();
+        sorted.sort_unstable();
+        let mut run = Run::build(sorted.len(), sorted.into_iter());
+        run.keys = Keys::Memory(all_keys(&run));
+        seen.runs.push(run);
+        assert!(hashes.iter().all(|&h| !seen.insert_hash(h)));
+        assert!(seen.insert_hash(12345));
+    }
+
+    #[test]
+    fn the_bloom_filter_has_few_false_positives() {
+        let mut bloom = Bloom::new(100_000);
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..100_000 {
+            bloom.insert(rng.u64(..));
+        }
+        let false_positives = (0..100_000)
+            .filter(|_| bloom.may_contain(rng.u64(..)))
+            .count();
+        assert!(false_positives < 9_000, "{false_positives} in 100000");
+    }
+
+    #[test]
+    fn duplicates_are_found_after_normalisation() {
+        let normalize = |s: &str| crate::input::normalize(s).expect("url");
+        let mut seen = SeenSet::default();
+        assert!(seen.insert(&normalize("http://a.example/x#one")));
+        assert!(!seen.insert(&normalize("HTTP://A.example:80/x#two")));
+        assert!(seen.insert(&normalize("https://a.example/x")));
+    }
+}
