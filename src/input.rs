@@ -6,7 +6,7 @@
 //!
 //! Each line is trimmed; blank lines and `#` comments are skipped; the rest is normalised to an
 //! absolute http(s) URL or reported as invalid with its `FILE:LINE`. Duplicates (after
-//! normalisation) are dropped using a set of 64-bit hashes, the only state that grows with the list.
+//! normalisation) are dropped by the `seen` set, which spills to temporary files to stay small.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
