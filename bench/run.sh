@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Builds scrape (release) and runs the shared benchmark lab with it, beside its peers, then
-# regenerates BENCHMARKS.md from that run. The lab (../shared/bench) starts nginx and a delay server
-# on 127.0.0.1 and needs its tools installed once: bash ../shared/bench/setup.sh
+# Builds scrape (release) and runs the shared benchmark lab with it, beside its peers, then the
+# scenarios the lab lacks (bench/extra.sh: HTTPS, many hosts, large pages, a CPU account) and the
+# micro-benchmarks (cargo bench), and regenerates BENCHMARKS.md from that one run. The lab
+# (../shared/bench) starts nginx and a delay server on 127.0.0.1 and needs its tools installed
+# once: bash ../shared/bench/setup.sh (plus openssl for scenario e).
 #
-#   bash bench/run.sh                         # the default scenarios and tools
-#   SCENARIOS="a d" REPEAT=5 bash bench/run.sh
+#   bash bench/run.sh                         # everything (~25 min)
+#   SCENARIOS="a d" EXTRA="" MILLION=0 REPEAT=5 bash bench/run.sh
 #
-# Any knob of the lab's run.sh (SCENARIOS, TOOLS, REPEAT, MEM_SIZES, ...) passes through.
+# Any knob of the lab's run.sh (SCENARIOS, TOOLS, REPEAT, MEM_SIZES, ...) passes through; EXTRA
+# picks extra.sh's scenarios ("e f g cpu"); MILLION=0 leaves out scenario c at N=1,000,000 (run
+# once per tool, for the tools that hold a million URLs: lychee and aria2c need gigabytes at 100k).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 lab=${BENCH_LAB:-$root/../shared/bench}
@@ -16,10 +20,23 @@ lab=${BENCH_LAB:-$root/../shared/bench}
 export TOOLS=${TOOLS:-"oha wrk curl-parallel wget2 aria2c lychee scrape scrape-stdout"}
 export SCENARIOS=${SCENARIOS:-"a b c d"}
 export REPEAT=${REPEAT:-3}
+export MEM_SIZES=${MEM_SIZES:-"1000 100000"}
+EXTRA=${EXTRA-"e f g cpu"}
+MILLION=${MILLION:-1}
 
 cargo build --release --locked --manifest-path "$root/Cargo.toml"
 results=$(mktemp -d "${TMPDIR:-/tmp}/scrape-bench.XXXXXX")
-RESULTS=$results SCRAPE_BIN=$root/target/release/scrape bash "$lab/run.sh"
+export RESULTS=$results SCRAPE_BIN=$root/target/release/scrape
+bash "$lab/run.sh"
+if [[ $MILLION == 1 ]]; then
+  SCENARIOS=c MEM_SIZES=1000000 TOOLS="curl-parallel scrape scrape-stdout" REPEAT=1 RUN_LIMIT=300 \
+    bash "$lab/run.sh"
+fi
+if [[ -n $EXTRA ]]; then
+  EXTRA=$EXTRA LAB=$lab bash "$root/bench/extra.sh"
+fi
+python3 "$lab/summarize.py" "$results/results.tsv" >"$results/table.md"
+micro=$(cd "$root" && cargo bench --locked --bench hot_paths 2>/dev/null | sed -n '/^Timer precision/,$p')
 
 version() { "$@" 2>/dev/null | head -n 1 || true; }
 {
@@ -50,7 +67,28 @@ version() { "$@" 2>/dev/null | head -n 1 || true; }
   echo
   echo "## Results"
   echo
+  echo "Scenarios a-d are the lab's; e-g come from \`bench/extra.sh\` (same measurement, same"
+  echo "peers where they apply). c at N=1,000,000 is one run per tool."
+  echo
   cat "$results/table.md"
+  echo
+  if [[ -s $results/cpu.md ]]; then
+    echo "## CPU account of scenario a"
+    echo
+    echo "One run per tool (the median of $REPEAT) against the same nginx, with the CPU seconds of the"
+    echo "client and of the nginx workers. Client and server share the $(nproc) cores, so no client can"
+    echo "finish before (client CPU + server CPU) / cores: the floor column."
+    echo
+    cat "$results/cpu.md"
+    echo
+  fi
+  echo "## Micro-benchmarks"
+  echo
+  echo "\`cargo bench --bench hot_paths\` (benches/hot_paths.rs), per call:"
+  echo
+  echo '```'
+  echo "$micro"
+  echo '```'
   echo
   echo "## Command lines"
   echo
