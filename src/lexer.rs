@@ -96,36 +96,30 @@ enum State {
     Reference,
 }
 
-/// A tag name being read: up to `MAX_NAME` bytes, lower-cased.
-#[derive(Clone, Copy, Default)]
+/// A tag name being read: up to `MAX_NAME` ASCII characters, lower-cased.
+#[derive(Clone, Default)]
 struct Name {
-    bytes: [u8; MAX_NAME],
-    len: usize,
-    too_long: bool,
+    text: String,
+    /// Longer than `MAX_NAME`, or not ASCII: none of the names the pass looks for.
+    other: bool,
 }
 
 impl Name {
     fn clear(&mut self) {
-        self.len = 0;
-        self.too_long = false;
+        self.text.clear();
+        self.other = false;
     }
 
     fn push(&mut self, byte: u8) {
-        if self.len == MAX_NAME {
-            self.too_long = true;
+        if self.text.len() == MAX_NAME || !byte.is_ascii() {
+            self.other = true;
         } else {
-            self.bytes[self.len] = byte.to_ascii_lowercase();
-            self.len += 1;
+            self.text.push(char::from(byte.to_ascii_lowercase()));
         }
     }
 
     fn as_str(&self) -> &str {
-        if self.too_long {
-            return "";
-        }
-        // Only ASCII letters and the bytes after a first letter up to a delimiter are pushed; a
-        // non-ASCII byte makes the name one of no interest.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+        if self.other { "" } else { &self.text }
     }
 }
 
@@ -171,11 +165,10 @@ impl Lexer {
         let bytes = input.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
-            if sink.is_done() {
-                return true;
-            }
             let byte = bytes[i];
             match self.state {
+                // Every tag ends here, so this is where the sink can have become done.
+                State::Text if sink.is_done() => return true,
                 State::Text => {
                     let rest = &bytes[i..];
                     let found = match self.content {
@@ -237,8 +230,13 @@ impl Lexer {
                     b'/' => self.state = State::SelfClosing,
                     b'>' => self.emit_tag(sink),
                     _ => {
-                        self.name.push(byte);
-                        i += 1;
+                        let name = bytes[i..]
+                            .iter()
+                            .take_while(|&&b| !is_space(b) && b != b'/' && b != b'>');
+                        for &b in name {
+                            self.name.push(b);
+                            i += 1;
+                        }
                         continue;
                     }
                 },
@@ -263,7 +261,14 @@ impl Lexer {
                         continue;
                     }
                     b'=' => self.state = State::BeforeAttributeValue,
-                    _ => self.push_attribute_name(byte),
+                    _ if self.collect => self.push_attribute_name(byte),
+                    _ => {
+                        i += bytes[i..]
+                            .iter()
+                            .take_while(|&&b| !is_space(b) && !matches!(b, b'/' | b'>' | b'='))
+                            .count();
+                        continue;
+                    }
                 },
                 State::AfterAttributeName => match byte {
                     _ if is_space(byte) => {}
@@ -456,7 +461,7 @@ impl Lexer {
                     {
                         // The element's end tag: its attributes, if any, are read as a tag's.
                         self.content = Content::Markup;
-                        self.name = self.raw_end;
+                        self.name.clone_from(&self.raw_end);
                         self.end = true;
                         self.self_closing = false;
                         self.collect = false;
@@ -550,9 +555,9 @@ impl Lexer {
         };
         let content = sink.tag(&tag);
         self.content = Content::Markup;
-        if !self.end && !self.name.too_long && content != Content::Markup {
+        if !self.end && !self.name.other && content != Content::Markup {
             self.content = content;
-            self.raw_end = self.name;
+            self.raw_end.clone_from(&self.name);
         }
         self.state = State::Text;
     }

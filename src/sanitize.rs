@@ -47,7 +47,7 @@ pub struct CleanText {
 impl CleanText {
     pub fn new(limit: usize) -> Self {
         CleanText {
-            text: String::new(),
+            text: String::with_capacity(limit.min(256)),
             chars: 0,
             limit,
         }
@@ -55,10 +55,26 @@ impl CleanText {
 
     /// Appends `piece`; never a leading space, never two spaces in a row, never past the limit.
     pub fn push(&mut self, piece: &str) {
-        for c in piece.chars() {
-            if self.is_full() {
-                return;
+        let bytes = piece.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() && !self.is_full() {
+            // Printable ASCII, the bulk of most text, is copied a run at a time.
+            let run = bytes[at..]
+                .iter()
+                .take_while(|b| b.is_ascii_graphic())
+                .count()
+                .min(self.limit - self.chars);
+            if run > 0 {
+                self.text.push_str(&piece[at..at + run]);
+                self.chars += run;
+                at += run;
+                continue;
             }
+            let c = piece[at..]
+                .chars()
+                .next()
+                .expect("a character at a boundary");
+            at += c.len_utf8();
             if c.is_whitespace() {
                 self.push_break();
             } else if !is_hidden_or_control(c) {
@@ -119,6 +135,13 @@ mod tests {
         assert!(out.is_full());
         out.push("more");
         assert_eq!(out.into_string(), "héllo wör");
+    }
+
+    #[test]
+    fn ascii_runs_stop_at_the_limit_and_controls_between_them_go() {
+        let mut out = CleanText::new(8);
+        out.push("ab\x07cd\x0Bef\u{202E}gh-ij");
+        assert_eq!(out.into_string(), "abcd efg");
     }
 
     #[test]
