@@ -9,8 +9,9 @@
 #   SCENARIOS="a d" EXTRA="" MILLION=0 REPEAT=5 bash bench/run.sh
 #
 # Any knob of the lab's run.sh (SCENARIOS, TOOLS, REPEAT, MEM_SIZES, ...) passes through; EXTRA
-# picks extra.sh's scenarios ("e f g cpu"); MILLION=0 leaves out scenario c at N=1,000,000 (run
-# once per tool, for the tools that hold a million URLs: lychee and aria2c need gigabytes at 100k).
+# picks extra.sh's scenarios ("e f g cpu"); MILLION=0 leaves out scenario c at N=1,000,000: one run
+# of scrape in terminal mode only, since saving a million pages (31 GB) would fill the tmpfs and
+# lychee and aria2c already need gigabytes at 100k.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 lab=${BENCH_LAB:-$root/../shared/bench}
@@ -29,7 +30,7 @@ results=$(mktemp -d "${TMPDIR:-/tmp}/scrape-bench.XXXXXX")
 export RESULTS=$results SCRAPE_BIN=$root/target/release/scrape
 bash "$lab/run.sh"
 if [[ $MILLION == 1 ]]; then
-  SCENARIOS=c MEM_SIZES=1000000 TOOLS="curl-parallel scrape scrape-stdout" REPEAT=1 RUN_LIMIT=300 \
+  SCENARIOS=c MEM_SIZES=1000000 TOOLS="scrape-stdout" REPEAT=1 RUN_LIMIT=300 \
     bash "$lab/run.sh"
 fi
 if [[ -n $EXTRA ]]; then
@@ -68,7 +69,8 @@ version() { "$@" 2>/dev/null | head -n 1 || true; }
   echo "## Results"
   echo
   echo "Scenarios a-d are the lab's; e-g come from \`bench/extra.sh\` (same measurement, same"
-  echo "peers where they apply). c at N=1,000,000 is one run per tool."
+  echo "peers where they apply). c at N=1,000,000 is one run of scrape in terminal mode (saving a"
+  echo "million pages would need 31 GB of tmpfs)."
   echo
   cat "$results/table.md"
   echo

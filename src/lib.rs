@@ -1,8 +1,9 @@
 //! scrape: a concurrent web scraper and site checker.
 //!
-//! A run is one stream pipeline: `input` reads the URL list lazily into jobs, `fetch` turns each job
-//! into a `Record` under global and per-host limits (with `extract` taking the title and preview in
-//! a streaming pass over the body), and one consumer in `run` writes each record out (`output`),
+//! A run is one stream pipeline: `input` reads the URL list lazily into jobs (dropping duplicates
+//! with the `seen` set), `fetch` turns each job into a `Record` under global and per-host limits
+//! (with `extract` taking the title and preview in a streaming pass over the body, tokenized by
+//! `lexer`), and one consumer in `run` writes each record out (`output`),
 //! ticks the `progress` bar and folds it into the `summary`, from which the `exit_code` is decided
 //! at the end. `cli` parses the command line into a `config::Config`; nothing else sees clap.
 
