@@ -37,7 +37,7 @@ if [[ -n $EXTRA ]]; then
   EXTRA=$EXTRA LAB=$lab bash "$root/bench/extra.sh"
 fi
 python3 "$lab/summarize.py" "$results/results.tsv" >"$results/table.md"
-micro=$(cd "$root" && cargo bench --locked --bench hot_paths 2>/dev/null | sed -n '/^Timer precision/,$p')
+micro=$(cd "$root" && cargo bench --locked --bench hot_paths 2>&1 | sed -n '/^Timer precision/,$p')
 
 version() { "$@" 2>/dev/null | head -n 1 || true; }
 {

@@ -341,11 +341,15 @@ fn guess_encoding(head: &[u8]) -> &'static Encoding {
 /// The charset a `<meta charset>` or `<meta http-equiv="Content-Type" content="…charset=…">` in
 /// the first bytes declares, following the HTML spec's rules for which labels count.
 fn prescan_meta(head: &[u8]) -> Option<&'static Encoding> {
-    // Every byte decodes to one character in windows-1252, and the markup is ASCII, so tokenizing
-    // the window this way finds the meta tag whatever the real encoding is.
-    let (text, _, _) = WINDOWS_1252.decode(&head[..head.len().min(SNIFF_BYTES)]);
+    // The markup is ASCII, so the window is tokenized as it is when it is UTF-8 (most pages, and
+    // no copy), else as windows-1252, where every byte decodes to one character: either way the
+    // meta tag is found whatever the real encoding is.
+    let head = &head[..head.len().min(SNIFF_BYTES)];
     let mut sink = MetaSink::default();
-    Lexer::default().feed(&text, &mut sink);
+    match std::str::from_utf8(head) {
+        Ok(text) => Lexer::default().feed(text, &mut sink),
+        Err(_) => Lexer::default().feed(&WINDOWS_1252.decode(head).0, &mut sink),
+    };
     let encoding = Encoding::for_label(sink.label?.trim().as_bytes())?;
     Some(match encoding.name() {
         "UTF-16LE" | "UTF-16BE" => UTF_8,

@@ -16,6 +16,9 @@ fn main() -> std::process::ExitCode {
             return ExitCode::Usage.into();
         }
     };
+    // Idle keep-alive connections to many hosts can outnumber the usual soft limit of 1024 open
+    // files, and every request past it would fail: raise it to the hard limit, as lychee does.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     // One thread drives every connection: the work per page is small (the streaming title/preview
     // pass stops early), so a single reactor keeps up with the network while leaving the other
     // cores to the kernel and, on a shared box, the server; it also saves the cross-thread wake-ups

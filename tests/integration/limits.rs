@@ -1,7 +1,9 @@
 //! Concurrency limits as the server sees them: global, per host, and one slow host never taking
 //! every slot.
 
-use crate::support::{TestServer, run_jsonl};
+use std::process::{Command, Stdio};
+
+use crate::support::{TestServer, list, run, run_jsonl};
 
 #[test]
 fn the_global_limit_bounds_requests_in_flight() {
@@ -86,4 +88,32 @@ fn a_hanging_host_does_not_hold_up_the_others() {
         );
     }
     assert!(server.peak_in_flight(&format!("slow.test:{port}")) <= 2);
+}
+
+#[test]
+fn many_hosts_fit_under_a_low_soft_limit_on_open_files() {
+    // Every host keeps an idle connection in the pool; 120 of them do not fit in 64 descriptors,
+    // so scrape must raise its soft limit (the hard one stays high) instead of failing requests
+    // with "Too many open files".
+    let server = TestServer::start();
+    let port = server.port();
+    let mut args = vec!["--no-progress".to_string(), "-f".into(), "jsonl".into()];
+    let mut urls = Vec::new();
+    for host in 0..120 {
+        args.push(format!("--resolve=h{host}.test:{port}:127.0.0.1"));
+        urls.push(format!("http://h{host}.test:{port}/page/{host}"));
+    }
+    let file = list(&urls);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -Sn 64 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_scrape"))
+        .args(&args)
+        .arg(file.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.records().len(), 120);
 }
