@@ -120,7 +120,10 @@ impl Keys {
     /// Appends the `count` hashes from position `start` to `out`.
     fn read(&self, start: usize, count: usize, out: &mut Vec<u64>) -> io::Result<()> {
         match self {
-            Keys::Memory(keys) => out.extend_from_slice(&keys[start..start + count]),
+            Keys::Memory(keys) => out.extend_from_slice(
+                keys.get(start..start + count)
+                    .ok_or(io::ErrorKind::UnexpectedEof)?,
+            ),
             Keys::File(file) => {
                 let mut bytes = vec![0u8; count * 8];
                 file.read_exact_at(&mut bytes, (start * 8) as u64)?;
@@ -176,17 +179,21 @@ impl RunWriter {
         self.buffer = memory;
     }
 
-    fn finish(mut self) -> Keys {
+    /// The hashes kept, and how many they are (fewer than were pushed only after a disk failure).
+    fn finish(mut self) -> (Keys, usize) {
         self.flush();
         match self.file {
-            Some(file) if self.buffer.is_empty() => Keys::File(file),
-            _ => Keys::Memory(self.buffer),
+            Some(file) if self.buffer.is_empty() => (Keys::File(file), self.written),
+            _ => {
+                let len = self.buffer.len();
+                (Keys::Memory(self.buffer), len)
+            }
         }
     }
 }
 
 impl Run {
-    /// A run of the `len` hashes `sorted` yields, in increasing order.
+    /// A run of the (about `len`) hashes `sorted` yields, in increasing order.
     fn build(len: usize, sorted: impl Iterator<Item = u64>) -> Run {
         let mut bloom = Bloom::new(len);
         let mut index = Vec::with_capacity(len.div_ceil(INDEX_STRIDE));
@@ -198,8 +205,9 @@ impl Run {
             }
             writer.push(hash);
         }
+        let (keys, len) = writer.finish();
         Run {
-            keys: writer.finish(),
+            keys,
             len,
             index,
             bloom,
@@ -215,7 +223,10 @@ impl Run {
             n => n - 1,
         };
         let start = block * INDEX_STRIDE;
-        let count = INDEX_STRIDE.min(self.len - start);
+        let Some(left) = self.len.checked_sub(start) else {
+            return false; // hashes forgotten after a disk failure (see `RunWriter`)
+        };
+        let count = INDEX_STRIDE.min(left);
         let mut keys = Vec::with_capacity(count);
         // Unreadable (a failing disk): the URL counts as new, so it may be fetched twice, but no
         // URL is ever dropped for a duplicate it is not.
@@ -395,6 +406,19 @@ mod tests {
         seen.runs.push(run);
         assert!(hashes.iter().all(|&h| !seen.insert_hash(h)));
         assert!(seen.insert_hash(12345));
+    }
+
+    #[test]
+    fn a_run_that_lost_hashes_to_a_disk_failure_answers_without_panicking() {
+        let sorted: Vec<u64> = (1..=600u64).map(|h| h * 1_000_003).collect();
+        let mut run = Run::build(sorted.len(), sorted.iter().copied());
+        // As after a failed write whose read-back failed too: only the first 100 are kept.
+        run.keys = Keys::Memory(sorted[..100].to_vec());
+        run.len = 100;
+        assert!(run.contains(sorted[50]));
+        assert!(!run.contains(sorted[500]), "a forgotten hash counts as new");
+        let keys: Vec<u64> = run.into_keys().collect();
+        assert_eq!(keys, sorted[..100]);
     }
 
     #[test]
