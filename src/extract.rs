@@ -368,7 +368,7 @@ impl lexer::Sink for MetaSink {
     fn text(&mut self, _text: &str) {}
 
     fn tag(&mut self, tag: &Tag<'_>) -> Content {
-        if tag.name == "meta" && !tag.end {
+        if tag.name == "meta" && !tag.end && self.label.is_none() {
             let attr = |name: &str| {
                 tag.attributes
                     .iter()
