@@ -1,9 +1,7 @@
 //! Concurrency limits as the server sees them: global, per host, and one slow host never taking
 //! every slot.
 
-use std::process::{Command, Stdio};
-
-use crate::support::{TestServer, list, run, run_jsonl};
+use crate::support::{TestServer, list, run, run_jsonl, scrape_after};
 
 #[test]
 fn the_global_limit_bounds_requests_in_flight() {
@@ -104,15 +102,8 @@ fn many_hosts_fit_under_a_low_soft_limit_on_open_files() {
         urls.push(format!("http://h{host}.test:{port}/page/{host}"));
     }
     let file = list(&urls);
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("ulimit -Sn 64 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_scrape"))
-        .args(&args)
-        .arg(file.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = scrape_after("ulimit -Sn 64");
+    cmd.args(&args).arg(file.path());
     let out = run(cmd);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.records().len(), 120);

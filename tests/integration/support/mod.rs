@@ -17,7 +17,20 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// The binary, with proxies and colour settings from the environment removed.
 pub fn scrape() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrape"));
+    isolated(Command::new(env!("CARGO_BIN_EXE_scrape")))
+}
+
+/// The binary run by `sh` after `setup` (e.g. `ulimit -Sn 64`), with the same clean environment.
+pub fn scrape_after(setup: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{setup} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_scrape"));
+    isolated(cmd)
+}
+
+/// `cmd` without proxies and colour settings from the environment, stdin closed, output piped.
+fn isolated(mut cmd: Command) -> Command {
     for var in [
         "HTTP_PROXY",
         "http_proxy",
