@@ -235,9 +235,15 @@ impl Fetcher {
                 let _permits = self.permits(&host).await;
                 started.get_or_insert_with(Instant::now);
                 let attempt = self.attempt(client, url, retries_left, target, rules);
-                tokio::time::timeout(self.timeout, attempt)
+                let step = tokio::time::timeout(self.timeout, attempt)
                     .await
-                    .unwrap_or(Err(FetchError::Timeout(self.timeout)))
+                    .unwrap_or(Err(FetchError::Timeout(self.timeout)));
+                // The connection goes back to hyper's pool from a task of its own; let that task
+                // run before the permit lets the next request in. Otherwise that request finds the
+                // pool empty and opens a connection, and the pool grows past the limits (scenario
+                // a: 131 connections instead of 64, and 2 MB more memory).
+                tokio::task::yield_now().await;
+                step
             };
             // Permits are released while waiting, so a backoff never holds a slot.
             let wait = match step {

@@ -50,6 +50,19 @@ fn each_host_stays_within_its_limit_while_hosts_proceed_side_by_side() {
 }
 
 #[test]
+fn connections_to_a_host_are_reused_within_its_limit() {
+    // Keep-alive: 60 requests share the host's few connections. hyper's pool may open a spare
+    // when a connect is slower than a request, hence the margin over the limit of 3.
+    let server = TestServer::start();
+    let urls: Vec<String> = (0..60).map(|i| server.url(&format!("/page/{i}"))).collect();
+    let out = run_jsonl(&urls, &["-c", "8", "--per-host", "3"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.records().len(), 60);
+    let connections = server.connections();
+    assert!((3..=6).contains(&connections), "{connections} connections");
+}
+
+#[test]
 fn a_hanging_host_does_not_hold_up_the_others() {
     let server = TestServer::start();
     let port = server.port();

@@ -3,7 +3,7 @@
 //! bomb, throttling, flakiness, resets). It counts hits per path and the peak of concurrent
 //! requests per Host header, so tests can assert what the server actually saw.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use axum::serve::IncomingStream;
 use flate2::Compression;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use tokio::io::AsyncReadExt;
@@ -36,6 +38,8 @@ struct Counters {
     methods: Mutex<HashMap<String, Vec<String>>>,
     /// Per Host header: (requests in flight now, peak).
     in_flight: Mutex<HashMap<String, (usize, usize)>>,
+    /// The client addresses requests came from: one per connection.
+    peers: Mutex<HashSet<SocketAddr>>,
 }
 
 pub struct TestServer {
@@ -92,7 +96,7 @@ impl TestServer {
                     ))
                     .expect("send addr");
                 tokio::spawn(reset_every_connection(resets));
-                let app = router(state);
+                let app = router(state).into_make_service_with_connect_info::<Peer>();
                 let shutdown = async {
                     let _ = shutdown_rx.await;
                 };
@@ -152,6 +156,11 @@ impl TestServer {
     pub fn methods(&self, path: &str) -> Vec<String> {
         let methods = self.counters.methods.lock().expect("lock");
         methods.get(path).cloned().unwrap_or_default()
+    }
+
+    /// The connections that carried at least one request.
+    pub fn connections(&self) -> usize {
+        self.counters.peers.lock().expect("lock").len()
     }
 
     /// `"*"` gives the peak over all hosts together.
@@ -224,6 +233,9 @@ async fn count(State(counters): State<Arc<Counters>>, request: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    if let Some(ConnectInfo(Peer(peer))) = request.extensions().get::<ConnectInfo<Peer>>() {
+        counters.peers.lock().expect("lock").insert(*peer);
+    }
     let headers = request.headers();
     if headers.contains_key(header::IF_NONE_MATCH)
         || headers.contains_key(header::IF_MODIFIED_SINCE)
@@ -551,6 +563,22 @@ async fn echo_headers(headers: HeaderMap) -> Response {
         .collect();
     lines.sort();
     ([(header::CONTENT_TYPE, "text/plain")], lines.join(" ")).into_response()
+}
+
+/// The client address of a connection, over TCP or TLS.
+#[derive(Clone)]
+struct Peer(SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
 }
 
 /// Accepts TCP connections and completes the TLS handshake before handing them to the server.
