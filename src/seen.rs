@@ -4,14 +4,15 @@
 //! A URL is kept as a 64-bit keyed hash (two different URLs collide with a probability of about
 //! n²/2⁶⁵: 3·10⁻⁸ at a million URLs). New hashes go into a small hash set; when it fills, its
 //! hashes are sorted and written to a temporary file as a *run*, and runs of similar size are
-//! merged, so there are only about log₂(n / 16K) of them. In memory, a run keeps a Bloom filter
-//! (6 bits a hash; about 6% false positives) and every 256th hash as an index. A lookup asks each
-//! run's filter; only on a "maybe" does it read one 2 KiB block of the file, so a new URL costs a
-//! read about once in twenty times, and a duplicate once.
+//! merged, so there are only about log₂(n / 4K) of them. A run keeps every 256th hash in memory as
+//! an index, and a Bloom filter (6 bits a hash; about 6% false positives): in memory for a small
+//! run, in a temporary file of its own for a large one, where a lookup reads the one 64-byte block
+//! it needs. A lookup asks each run's filter; only on a "maybe" does it read one 2 KiB block of the
+//! run, so a new URL costs a block read about once in twenty times, and a duplicate once.
 //!
-//! At a million URLs this holds ~0.8 MB in memory (the filters) where the hashes themselves take
-//! 8 MB; the exact set would be the one part of scrape's memory that grows with the list. When no
-//! temporary file can be made, runs stay in memory (8 bytes a URL) and nothing else changes.
+//! In memory this holds ~0.2 MB at any length (the hash set, the small runs' filters, the index:
+//! 32 KB at a million URLs), where the hashes themselves take 8 MB at a million. When no temporary
+//! file can be made, runs stay in memory (8 bytes a URL) and nothing else changes.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -24,7 +25,7 @@ use nohash_hasher::NoHashHasher;
 use url::Url;
 
 /// Hashes kept in the hash set before they are written out as a run.
-const RECENT_HASHES: usize = 1 << 14;
+const RECENT_HASHES: usize = 1 << 12;
 /// One hash in this many is kept in a run's in-memory index; a lookup reads one such block.
 const INDEX_STRIDE: usize = 256;
 /// Bloom filter bits per hash.
@@ -32,7 +33,12 @@ const BLOOM_BITS_PER_HASH: usize = 6;
 /// Bits set per hash, all within one 512-bit block (one cache line).
 const BLOOM_PROBES: u32 = 4;
 /// Hashes read at a time while merging runs.
-const MERGE_BUFFER: usize = 8 * 1024;
+const MERGE_BUFFER: usize = 2 * 1024;
+/// The largest filter a run keeps in memory (a run of ~43K hashes); the small runs' filters take
+/// at most twice this together, as run sizes double.
+const FILTER_IN_MEMORY: usize = 32 * 1024;
+/// Bytes of a filter block: 512 bits.
+const BLOCK_BYTES: usize = 64;
 
 /// The URLs seen so far.
 pub struct SeenSet {
@@ -106,7 +112,7 @@ struct Run {
     len: usize,
     /// Every `INDEX_STRIDE`-th hash.
     index: Vec<u64>,
-    bloom: Bloom,
+    filter: Filter,
 }
 
 enum Keys {
@@ -195,11 +201,11 @@ impl RunWriter {
 impl Run {
     /// A run of the (about `len`) hashes `sorted` yields, in increasing order.
     fn build(len: usize, sorted: impl Iterator<Item = u64>) -> Run {
-        let mut bloom = Bloom::new(len);
+        let mut filter = FilterWriter::new(len);
         let mut index = Vec::with_capacity(len.div_ceil(INDEX_STRIDE));
         let mut writer = RunWriter::new();
         for (i, hash) in sorted.enumerate() {
-            bloom.insert(hash);
+            filter.insert(hash);
             if i % INDEX_STRIDE == 0 {
                 index.push(hash);
             }
@@ -210,12 +216,12 @@ impl Run {
             keys,
             len,
             index,
-            bloom,
+            filter: filter.finish(),
         }
     }
 
     fn contains(&self, hash: u64) -> bool {
-        if !self.bloom.may_contain(hash) {
+        if !self.filter.may_contain(hash) {
             return false;
         }
         let block = match self.index.partition_point(|&first| first <= hash) {
@@ -291,42 +297,196 @@ impl Iterator for Merge {
     }
 }
 
-/// A blocked Bloom filter: every hash sets `BLOOM_PROBES` bits in one 512-bit block.
+/// Where a hash falls in a blocked Bloom filter of `blocks` blocks: the block, and for each probe
+/// the word and bit in it. The block comes from the hash's high bits, so a run's hashes, inserted
+/// in increasing order, fill the blocks in order and a large filter can be written out as it is
+/// built.
+fn probes(hash: u64, blocks: usize) -> (usize, impl Iterator<Item = (usize, u64)>) {
+    let block = ((u128::from(hash) * blocks as u128) >> 64) as usize;
+    // A multiplied copy of the hash gives 9 bits per probe.
+    let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let probes = (0..BLOOM_PROBES).map(move |i| {
+        let bit = (mixed >> (i * 9)) & 511;
+        ((bit / 64) as usize, 1u64 << (bit % 64))
+    });
+    (block, probes)
+}
+
+fn blocks_for(hashes: usize) -> usize {
+    (hashes * BLOOM_BITS_PER_HASH).div_ceil(512).max(1)
+}
+
+/// A blocked Bloom filter in memory: every hash sets `BLOOM_PROBES` bits in one 512-bit block.
 struct Bloom {
     blocks: Vec<[u64; 8]>,
 }
 
 impl Bloom {
     fn new(hashes: usize) -> Self {
-        let blocks = (hashes * BLOOM_BITS_PER_HASH).div_ceil(512).max(1);
         Bloom {
-            blocks: vec![[0; 8]; blocks],
+            blocks: vec![[0; 8]; blocks_for(hashes)],
         }
     }
 
-    /// The block and, for each probe, the word and bit in it.
-    fn probes(&self, hash: u64) -> (usize, impl Iterator<Item = (usize, u64)> + use<>) {
-        // The high bits pick the block; a multiplied copy of the hash gives 9 bits per probe.
-        let block = ((u128::from(hash) * self.blocks.len() as u128) >> 64) as usize;
-        let mixed = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let probes = (0..BLOOM_PROBES).map(move |i| {
-            let bit = (mixed >> (i * 9)) & 511;
-            ((bit / 64) as usize, 1u64 << (bit % 64))
-        });
-        (block, probes)
-    }
-
     fn insert(&mut self, hash: u64) {
-        let (block, probes) = self.probes(hash);
+        let (block, probes) = probes(hash, self.blocks.len());
         for (word, bit) in probes {
             self.blocks[block][word] |= bit;
         }
     }
 
     fn may_contain(&self, hash: u64) -> bool {
-        let (block, mut probes) = self.probes(hash);
-        let words = &self.blocks[block];
-        probes.all(|(word, bit)| words[word] & bit != 0)
+        let (block, probes) = probes(hash, self.blocks.len());
+        contains_bits(&self.blocks[block], probes)
+    }
+}
+
+fn contains_bits(words: &[u64; 8], mut probes: impl Iterator<Item = (usize, u64)>) -> bool {
+    probes.all(|(word, bit)| words[word] & bit != 0)
+}
+
+/// A run's filter.
+enum Filter {
+    Memory(Bloom),
+    /// In an unnamed temporary file, block after block; a lookup reads one block.
+    File {
+        file: File,
+        blocks: usize,
+    },
+    /// Lost to a disk failure: any hash may be in the run, so every lookup reads the run's keys.
+    /// Slower, never wrong.
+    Lost,
+}
+
+impl Filter {
+    fn may_contain(&self, hash: u64) -> bool {
+        match self {
+            Filter::Memory(bloom) => bloom.may_contain(hash),
+            Filter::File { file, blocks } => {
+                let (block, probes) = probes(hash, *blocks);
+                let mut bytes = [0u8; BLOCK_BYTES];
+                if file
+                    .read_exact_at(&mut bytes, (block * BLOCK_BYTES) as u64)
+                    .is_err()
+                {
+                    return true;
+                }
+                contains_bits(&decode_block(&bytes), probes)
+            }
+            Filter::Lost => true,
+        }
+    }
+}
+
+fn decode_block(bytes: &[u8; BLOCK_BYTES]) -> [u64; 8] {
+    let mut words = [0u64; 8];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        *word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+    }
+    words
+}
+
+/// Builds a run's filter: in memory for a small run; for a large one, straight into a temporary
+/// file a few blocks at a time, since the hashes come in increasing order (see [`probes`]), so the
+/// whole filter is never in memory.
+enum FilterWriter {
+    Memory(Bloom),
+    File(FileFilterWriter),
+}
+
+struct FileFilterWriter {
+    file: Option<File>,
+    blocks: usize,
+    /// The block being filled, and its number.
+    current: [u64; 8],
+    at: usize,
+    /// Finished blocks not yet written, from block `flushed` on.
+    pending: Vec<u8>,
+    flushed: usize,
+}
+
+impl FilterWriter {
+    fn new(hashes: usize) -> Self {
+        let blocks = blocks_for(hashes);
+        if blocks * BLOCK_BYTES <= FILTER_IN_MEMORY {
+            return FilterWriter::Memory(Bloom::new(hashes));
+        }
+        match tempfile::tempfile() {
+            Ok(file) => FilterWriter::File(FileFilterWriter {
+                file: Some(file),
+                blocks,
+                current: [0; 8],
+                at: 0,
+                pending: Vec::with_capacity(MERGE_BUFFER),
+                flushed: 0,
+            }),
+            Err(_) => FilterWriter::Memory(Bloom::new(hashes)),
+        }
+    }
+
+    /// Adds a hash; in a file-backed filter, hashes must come in increasing order.
+    fn insert(&mut self, hash: u64) {
+        match self {
+            FilterWriter::Memory(bloom) => bloom.insert(hash),
+            FilterWriter::File(writer) => writer.insert(hash),
+        }
+    }
+
+    fn finish(self) -> Filter {
+        match self {
+            FilterWriter::Memory(bloom) => Filter::Memory(bloom),
+            FilterWriter::File(writer) => writer.finish(),
+        }
+    }
+}
+
+impl FileFilterWriter {
+    fn insert(&mut self, hash: u64) {
+        let (block, probes) = probes(hash, self.blocks);
+        debug_assert!(block >= self.at, "hashes out of order");
+        while self.at < block {
+            self.next_block();
+        }
+        for (word, bit) in probes {
+            self.current[word] |= bit;
+        }
+    }
+
+    /// Moves on from the current block.
+    fn next_block(&mut self) {
+        self.pending
+            .extend(self.current.iter().flat_map(|w| w.to_le_bytes()));
+        self.current = [0; 8];
+        self.at += 1;
+        if self.pending.len() >= MERGE_BUFFER {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(file) = &self.file
+            && file
+                .write_all_at(&self.pending, (self.flushed * BLOCK_BYTES) as u64)
+                .is_err()
+        {
+            self.file = None;
+        }
+        self.flushed += self.pending.len() / BLOCK_BYTES;
+        self.pending.clear();
+    }
+
+    fn finish(mut self) -> Filter {
+        while self.at < self.blocks {
+            self.next_block();
+        }
+        self.flush();
+        match self.file {
+            Some(file) => Filter::File {
+                file,
+                blocks: self.blocks,
+            },
+            None => Filter::Lost,
+        }
     }
 }
 
@@ -419,6 +579,38 @@ mod tests {
         assert!(!run.contains(sorted[500]), "a forgotten hash counts as new");
         let keys: Vec<u64> = run.into_keys().collect();
         assert_eq!(keys, sorted[..100]);
+    }
+
+    #[test]
+    fn a_large_run_keeps_its_filter_in_a_file_and_answers_the_same() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut sorted: Vec<u64> = (0..100_000).map(|_| rng.u64(..)).collect();
+        sorted.sort_unstable();
+        let run = Run::build(sorted.len(), sorted.iter().copied());
+        assert!(
+            matches!(run.filter, Filter::File { .. }),
+            "a large run's filter goes to disk"
+        );
+        let mut bloom = Bloom::new(sorted.len());
+        for &hash in &sorted {
+            bloom.insert(hash);
+        }
+        assert!(sorted.iter().all(|&h| run.filter.may_contain(h)));
+        for _ in 0..20_000 {
+            let hash = rng.u64(..);
+            assert_eq!(run.filter.may_contain(hash), bloom.may_contain(hash));
+        }
+        let small = Run::build(100, sorted[..100].iter().copied());
+        assert!(matches!(small.filter, Filter::Memory(_)));
+    }
+
+    #[test]
+    fn a_lost_filter_sends_every_lookup_to_the_keys() {
+        let sorted: Vec<u64> = (1..=600u64).map(|h| h * 1_000_003).collect();
+        let mut run = Run::build(sorted.len(), sorted.iter().copied());
+        run.filter = Filter::Lost;
+        assert!(sorted.iter().all(|&h| run.contains(h)));
+        assert!(!run.contains(5));
     }
 
     #[test]
