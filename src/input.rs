@@ -27,9 +27,11 @@ use crate::seen::SeenSet;
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Entries sent at once.
-const BATCH: usize = 256;
-/// Batches waiting between the reader and the fetchers.
-const CHANNEL_BATCHES: usize = 4;
+const BATCH: usize = 128;
+/// Batches waiting between the reader and the fetchers: with the batch being filled and the one
+/// being consumed, ~500 entries (~100 KB) ahead of the fetch window, enough that the fetchers never
+/// wait for the reader.
+const CHANNEL_BATCHES: usize = 2;
 
 /// A URL to fetch.
 #[derive(Debug, Clone)]
