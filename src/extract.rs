@@ -55,6 +55,8 @@ pub struct Extracted {
     pub title: Option<String>,
     /// The start of the visible text; `None` for binary content.
     pub content: Option<String>,
+    /// The text reached the preview's limit: there is (almost surely) more of it.
+    pub content_cut: bool,
     pub binary: bool,
 }
 
@@ -248,12 +250,14 @@ impl Decoding {
                 let title = sink.title.into_string();
                 Extracted {
                     title: (!title.is_empty()).then_some(title),
+                    content_cut: sink.preview.is_full(),
                     content: Some(sink.preview.into_string()),
                     binary: false,
                 }
             }
             Target::Text(text) => Extracted {
                 title: None,
+                content_cut: text.is_full(),
                 content: Some(text.into_string()),
                 binary: false,
             },
@@ -699,6 +703,18 @@ mod tests {
         let page = scanner.finish();
         assert_eq!(page.title.as_deref(), Some("Big"));
         assert_eq!(page.content.as_deref(), Some("lorem ipsu"));
+        assert!(page.content_cut);
+    }
+
+    #[test]
+    fn a_preview_cut_at_a_space_is_still_cut() {
+        // The limit falls on the space after "lorem": the space is trimmed, one character short.
+        let page = scan(Some("text/html"), b"<p>lorem ipsum dolor</p>", 6);
+        assert_eq!(page.content.as_deref(), Some("lorem"));
+        assert!(page.content_cut);
+        let short = scan(Some("text/html"), b"<p>lorem</p>", 6);
+        assert_eq!(short.content.as_deref(), Some("lorem"));
+        assert!(!short.content_cut, "a text shorter than the limit is whole");
     }
 
     #[test]

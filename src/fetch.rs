@@ -335,6 +335,7 @@ impl Fetcher {
             page.check_failure = extraction.check_failure;
             if extraction.text.is_some() {
                 page.content = extraction.text;
+                page.content_cut = false;
             }
         }
         Ok(fetched)
@@ -474,6 +475,7 @@ impl Fetcher {
         page.content_type = content_type;
         page.title = extracted.title;
         page.content = extracted.content;
+        page.content_cut = extracted.content_cut;
         page.binary = extracted.binary;
         Ok(Fetched {
             page,

@@ -300,8 +300,8 @@ impl<W: Write> Sink for TextSink<W> {
                 } else if self.style.full_text {
                     // Shown below the line.
                 } else if let Some(content) = page.content.as_deref().filter(|c| !c.is_empty()) {
-                    let cut = content.chars().count() >= self.style.preview_chars;
-                    write!(self.out, "  {content}{}", if cut { "…" } else { "" })?;
+                    let cut = if page.content_cut { "…" } else { "" };
+                    write!(self.out, "  {content}{cut}")?;
                 }
                 if page.truncated {
                     write!(self.out, "  {dim}(truncated){dim:#}")?;

@@ -33,6 +33,8 @@ pub struct Page {
     pub title: Option<String>,
     /// The preview: the start of the page's visible text, sanitised.
     pub content: Option<String>,
+    /// The preview stopped at its limit (`--truncate`); the text output marks it with "…".
+    pub content_cut: bool,
     /// True when the body was larger than `--max-bytes` and reading stopped there.
     pub truncated: bool,
     /// True when the content type is not text; `content` is then `None`.

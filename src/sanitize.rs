@@ -37,11 +37,17 @@ pub fn clean(text: &str) -> Cow<'_, str> {
 
 /// Text accumulated piece by piece with whitespace collapsed and control/invisible characters
 /// dropped, up to a limit in characters: the page preview is built this way while a body streams.
+/// A space is written only once a visible character follows it, so the text never ends in one, and
+/// the text counts as full (cut) once a visible character did not fit.
 #[derive(Debug)]
 pub struct CleanText {
     text: String,
     chars: usize,
     limit: usize,
+    /// A word boundary seen since the last visible character.
+    space: bool,
+    /// A visible character did not fit.
+    cut: bool,
 }
 
 impl CleanText {
@@ -50,6 +56,8 @@ impl CleanText {
             text: String::with_capacity(limit.min(256)),
             chars: 0,
             limit,
+            space: false,
+            cut: false,
         }
     }
 
@@ -62,11 +70,12 @@ impl CleanText {
             let run = bytes[at..]
                 .iter()
                 .take_while(|b| b.is_ascii_graphic())
-                .count()
-                .min(self.limit - self.chars);
+                .count();
             if run > 0 {
-                self.text.push_str(&piece[at..at + run]);
-                self.chars += run;
+                let fits = run.min(self.room());
+                self.text.push_str(&piece[at..at + fits]);
+                self.chars += fits;
+                self.cut = fits < run;
                 at += run;
                 continue;
             }
@@ -78,33 +87,44 @@ impl CleanText {
             if c.is_whitespace() {
                 self.push_break();
             } else if !is_hidden_or_control(c) {
-                self.text.push(c);
-                self.chars += 1;
+                if self.room() > 0 {
+                    self.text.push(c);
+                    self.chars += 1;
+                } else {
+                    self.cut = true;
+                }
             }
         }
     }
 
     /// Separates what comes next from what came before (a word boundary, e.g. between blocks).
     pub fn push_break(&mut self) {
-        if !self.is_full() && !self.text.is_empty() && !self.text.ends_with(' ') {
+        self.space = !self.text.is_empty();
+    }
+
+    /// How many visible characters fit now, after writing the pending space if one and a character
+    /// after it still fit.
+    fn room(&mut self) -> usize {
+        if std::mem::take(&mut self.space) {
+            if self.chars + 1 >= self.limit {
+                return 0;
+            }
             self.text.push(' ');
             self.chars += 1;
         }
+        self.limit - self.chars
     }
 
+    /// True once the text was cut (or when its limit is zero): nothing more goes in.
     pub fn is_full(&self) -> bool {
-        self.chars >= self.limit
+        self.cut || self.limit == 0
     }
 
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
     }
 
-    /// The text, without a trailing space.
-    pub fn into_string(mut self) -> String {
-        if self.text.ends_with(' ') {
-            self.text.pop();
-        }
+    pub fn into_string(self) -> String {
         self.text
     }
 }
@@ -142,6 +162,19 @@ mod tests {
         let mut out = CleanText::new(8);
         out.push("ab\x07cd\x0Bef\u{202E}gh-ij");
         assert_eq!(out.into_string(), "abcd efg");
+    }
+
+    #[test]
+    fn a_text_that_fits_exactly_is_not_cut() {
+        let mut out = CleanText::new(5);
+        out.push("lorem ");
+        out.push_break();
+        assert!(!out.is_full());
+        out.push("\n");
+        assert!(!out.is_full(), "spaces alone never cut the text");
+        out.push("x");
+        assert!(out.is_full());
+        assert_eq!(out.into_string(), "lorem");
     }
 
     #[test]

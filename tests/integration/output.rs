@@ -99,6 +99,24 @@ fn truncate_sets_the_preview_length() {
 }
 
 #[test]
+fn a_cut_preview_ends_with_an_ellipsis_even_when_cut_at_a_space() {
+    let server = TestServer::start();
+    // "Heading a Text of page a.": the eighth character is the space after "Heading".
+    let out = run_text(&[server.url("/page/a")], &["--truncate", "8"]);
+    assert!(
+        out.stdout.contains("[Page a]  Heading…\n"),
+        "{}",
+        out.stdout
+    );
+    let out = run_text(&[server.url("/page/a")], &[]);
+    assert!(
+        out.stdout.contains("[Page a]  Heading a Text of page a.\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn page_text_cannot_send_escape_sequences_to_the_terminal() {
     let server = TestServer::start();
     let out = run_text(&[server.url("/hostile"), server.url("/binary")], &[]);
