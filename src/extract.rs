@@ -55,7 +55,7 @@ pub struct Extracted {
     pub title: Option<String>,
     /// The start of the visible text; `None` for binary content.
     pub content: Option<String>,
-    /// The text reached the preview's limit: there is (almost surely) more of it.
+    /// The preview was cut: a visible character of the text did not fit.
     pub content_cut: bool,
     pub binary: bool,
 }
@@ -708,7 +708,7 @@ mod tests {
 
     #[test]
     fn a_preview_cut_at_a_space_is_still_cut() {
-        // The limit falls on the space after "lorem": the space is trimmed, one character short.
+        // The sixth character would be the space after "lorem": the preview stops one short.
         let page = scan(Some("text/html"), b"<p>lorem ipsum dolor</p>", 6);
         assert_eq!(page.content.as_deref(), Some("lorem"));
         assert!(page.content_cut);

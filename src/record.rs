@@ -33,7 +33,7 @@ pub struct Page {
     pub title: Option<String>,
     /// The preview: the start of the page's visible text, sanitised.
     pub content: Option<String>,
-    /// The preview stopped at its limit (`--truncate`); the text output marks it with "…".
+    /// The preview was cut at its limit (`--truncate`); the text output marks it with "…".
     pub content_cut: bool,
     /// True when the body was larger than `--max-bytes` and reading stopped there.
     pub truncated: bool,

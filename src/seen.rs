@@ -39,6 +39,8 @@ const MERGE_BUFFER: usize = 2 * 1024;
 const FILTER_IN_MEMORY: usize = 32 * 1024;
 /// Bytes of a filter block: 512 bits.
 const BLOCK_BYTES: usize = 64;
+/// A filter being built in a file is written this many bytes at a time (as much as a merge buffer).
+const FILTER_WRITE_BYTES: usize = MERGE_BUFFER * 8;
 
 /// The URLs seen so far.
 pub struct SeenSet {
@@ -417,7 +419,7 @@ impl FilterWriter {
                 blocks,
                 current: [0; 8],
                 at: 0,
-                pending: Vec::with_capacity(MERGE_BUFFER),
+                pending: Vec::with_capacity(FILTER_WRITE_BYTES),
                 flushed: 0,
             }),
             Err(_) => FilterWriter::Memory(Bloom::new(hashes)),
@@ -458,7 +460,7 @@ impl FileFilterWriter {
             .extend(self.current.iter().flat_map(|w| w.to_le_bytes()));
         self.current = [0; 8];
         self.at += 1;
-        if self.pending.len() >= MERGE_BUFFER {
+        if self.pending.len() >= FILTER_WRITE_BYTES {
             self.flush();
         }
     }
