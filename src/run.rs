@@ -90,27 +90,27 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         .flat_map(futures::stream::iter)
         .map(|entry| {
             progress.add_entry();
-            let fetcher = &fetcher;
-            async move {
-                match entry {
-                    Entry::Fetch(job) => Event::Done(fetcher.fetch(job).await),
-                    Entry::Invalid {
-                        text,
-                        source,
-                        error,
-                    } => Event::Done(Record {
-                        url: text,
-                        source,
-                        elapsed: Duration::ZERO,
-                        attempts: 0,
-                        outcome: Outcome::Invalid(error),
-                        saved: None,
-                        recheck: None,
-                    }),
-                    Entry::Duplicate => Event::Duplicate,
-                    Entry::ReadFailed(message) => Event::ReadFailed(message),
-                }
-            }
+            // The fetch is made here, as its entry enters the window, so its host counts it as
+            // waiting from now on (see `fetch::HostPermit`), not from its first poll.
+            let event = match entry {
+                Entry::Fetch(job) => return fetcher.fetch(job).map(Event::Done).left_future(),
+                Entry::Invalid {
+                    text,
+                    source,
+                    error,
+                } => Event::Done(Record {
+                    url: text,
+                    source,
+                    elapsed: Duration::ZERO,
+                    attempts: 0,
+                    outcome: Outcome::Invalid(error),
+                    saved: None,
+                    recheck: None,
+                }),
+                Entry::Duplicate => Event::Duplicate,
+                Entry::ReadFailed(message) => Event::ReadFailed(message),
+            };
+            futures::future::ready(event).right_future()
         })
         .buffer_unordered(window);
     let mut events = Box::pin(events);

@@ -63,6 +63,28 @@ fn connections_to_a_host_are_reused_within_its_limit() {
 }
 
 #[test]
+fn a_host_keeps_no_idle_connection_after_its_last_url() {
+    // Idle connections of hosts with nothing left to fetch would pile up over a long list of
+    // hosts: the requests that no waiting URL will follow ask the server to close the connection.
+    let server = TestServer::start();
+    let urls: Vec<String> = (0..6)
+        .map(|i| server.url(&format!("/echo-headers?{i}")))
+        .collect();
+    let out = run_jsonl(&urls, &["-c", "1", "--truncate", "1000"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let records = out.records();
+    let closes: Vec<bool> = urls
+        .iter()
+        .map(|url| {
+            let content = records[url]["content"].as_str().expect("content");
+            content.contains("connection=close")
+        })
+        .collect();
+    assert_eq!(closes, [false, false, false, false, false, true]);
+    assert_eq!(server.connections(), 1, "the others reused the connection");
+}
+
+#[test]
 fn a_hanging_host_does_not_hold_up_the_others() {
     let server = TestServer::start();
     let port = server.port();
