@@ -137,7 +137,7 @@ impl Fetcher {
 
     /// Fetches one URL, with retries, and reports how it went. The URL counts as pending for its
     /// host from this call on, not from the future's first poll, so the requests under way see
-    /// every URL of their host that waits in the window (see `Fetcher::attempt`).
+    /// every URL of their host that waits in the window (see `HostPermit`).
     pub fn fetch(&self, job: Job) -> impl Future<Output = Record> + '_ {
         let host = self.hosts.register(host_key(&job.url));
         self.fetch_for(job, host)
@@ -747,10 +747,10 @@ struct HostUse<'a> {
 ///
 /// It keeps its connection for later only when more URLs of the host wait in the window, not yet
 /// sent, than there are requests under way that keep theirs: each such URL will take a connection
-/// from the pool. Every other request asks the server to close the connection after it. Otherwise every
-/// host would leave its connections idle in the pool after its last URL, for the pool's idle
+/// from the pool. Every other request asks the server to close the connection after it. Otherwise
+/// every host would leave its connections idle in the pool after its last URL, for the pool's idle
 /// timeout, each holding a socket and its read buffer (~50 KB): a list of 4,000 hosts with 10 URLs
-/// each and `--per-host 4` peaked at 790 MB, one of 20,000 distinct hosts at 617 MB.
+/// each and `--per-host 4` peaked at 792 MB, one of 20,000 distinct hosts at 616 MB.
 struct HostPermit<'a> {
     host: &'a HostUse<'a>,
     _permit: OwnedSemaphorePermit,
