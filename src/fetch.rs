@@ -772,12 +772,19 @@ impl HostLimits {
     fn register(&self, host: String) -> HostUse<'_> {
         let semaphore = {
             let mut map = self.lock();
-            let entry = map.entry(host.clone()).or_insert_with(|| HostEntry {
-                semaphore: Arc::new(Semaphore::new(self.per_host)),
-                users: 0,
-                fresh: 0,
-                keeping: 0,
-            });
+            // Most URLs find their host's entry there already: the key is copied only for a new one.
+            if !map.contains_key(&host) {
+                map.insert(
+                    host.clone(),
+                    HostEntry {
+                        semaphore: Arc::new(Semaphore::new(self.per_host)),
+                        users: 0,
+                        fresh: 0,
+                        keeping: 0,
+                    },
+                );
+            }
+            let entry = map.get_mut(&host).expect("inserted above");
             entry.users += 1;
             entry.fresh += 1;
             Arc::clone(&entry.semaphore)
