@@ -203,7 +203,10 @@ impl Mirror {
         };
         let journal = Journal::open(path, dir.clone())?;
         let mirror = Mirror {
-            dir: dir.clone(),
+            // Page paths are made from an absolute directory: the temporary-file crate would
+            // otherwise look up the working directory again for every page.
+            dir: std::path::absolute(dir)
+                .with_context(|| format!("cannot resolve {}", dir.display()))?,
             options: options.clone(),
             previous,
             _lock: lock,
