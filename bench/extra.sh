@@ -7,11 +7,15 @@
 #      scrape; oha cannot pin names, so it gets the same paths on 127.0.0.1), per-host limit 4
 #   g  large pages: 200 pages of 5 MB, C=16; peak RSS must stay flat
 #   cpu  scenario a's list once per tool, with the CPU seconds of the client and of nginx: on a
-#      2-core box, (client + server CPU) / 2 is a floor under the wall time no scheduling can beat
+#      2-core box, (client + server CPU) / 2 is a floor under the wall time no scheduling can beat.
+#      Beside oha, wget2 and scrape, the reqwest floor (examples/reqwest_floor.rs, FLOOR_BIN): the
+#      least a reqwest client can do with the list (bodies read and dropped; with an out dir,
+#      hashed with SHA-256 and written atomically inline), on one thread and on two
 #
 # Called by bench/run.sh with RESULTS (the lab's results dir), SCRAPE_BIN and LAB set.
 set -euo pipefail
 : "${RESULTS:?}" "${SCRAPE_BIN:?}" "${LAB:?}"
+FLOOR_BIN=${FLOOR_BIN:-}
 REPEAT=${REPEAT:-3}
 RUN_LIMIT=${RUN_LIMIT:-180}
 EXTRA=${EXTRA:-"e f g cpu"}
@@ -216,14 +220,21 @@ if [[ " $EXTRA " == *" cpu "* ]]; then
     echo "|---|---|---|---|---|"
   } >"$RESULTS/cpu.md"
   echo "== cpu account of scenario a"
-  for tool in oha scrape-stdout scrape; do
+  tools="oha scrape-stdout scrape wget2"
+  [[ -n $FLOOR_BIN ]] && tools+=" reqwest-floor-1t reqwest-floor-2t reqwest-floor-1t-o reqwest-floor-2t-o"
+  for tool in $tools; do
     case $tool in
       oha) CMD=(oha --no-tui --output-format json -n 10000 -c 64 --urls-from-file "$list") ;;
       scrape-stdout) CMD=("$SCRAPE_BIN" "$list" -c 64 --per-host 64 --retries 0 --no-progress) ;;
       scrape) CMD=("$SCRAPE_BIN" "$list" -c 64 --per-host 64 --retries 0 --no-progress -o "$W/out") ;;
+      wget2) CMD=(wget2 --no-config -q --max-threads=64 --tries=1 -P "$W/out" -i "$list") ;;
+      reqwest-floor-1t) CMD=("$FLOOR_BIN" "$list" 64 1) ;;
+      reqwest-floor-2t) CMD=("$FLOOR_BIN" "$list" 64 2) ;;
+      reqwest-floor-1t-o) CMD=("$FLOOR_BIN" "$list" 64 1 "$W/out") ;;
+      reqwest-floor-2t-o) CMD=("$FLOOR_BIN" "$list" 64 2 "$W/out") ;;
     esac
     for r in $(seq 1 "$REPEAT"); do
-      rm -rf "$W/out"
+      rm -rf "$W/out"; mkdir -p "$W/out"
       before=$(nginx_ticks); t0=$EPOCHREALTIME
       /usr/bin/time -f '%U %S' -o "$W/time.txt" "${CMD[@]}" >/dev/null 2>&1
       wall=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')

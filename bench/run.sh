@@ -25,9 +25,10 @@ export MEM_SIZES=${MEM_SIZES:-"1000 100000"}
 EXTRA=${EXTRA-"e f g cpu"}
 MILLION=${MILLION:-1}
 
-cargo build --release --locked --manifest-path "$root/Cargo.toml"
+cargo build --release --locked --manifest-path "$root/Cargo.toml" --bin scrape --example reqwest_floor
 results=$(mktemp -d "${TMPDIR:-/tmp}/scrape-bench.XXXXXX")
 export RESULTS=$results SCRAPE_BIN=$root/target/release/scrape
+export FLOOR_BIN=$root/target/release/examples/reqwest_floor
 bash "$lab/run.sh"
 if [[ $MILLION == 1 ]]; then
   SCENARIOS=c MEM_SIZES=1000000 TOOLS="scrape-stdout" REPEAT=1 RUN_LIMIT=300 \
@@ -79,7 +80,10 @@ version() { "$@" 2>/dev/null | head -n 1 || true; }
     echo
     echo "One run per tool (the median of $REPEAT) against the same nginx, with the CPU seconds of the"
     echo "client and of the nginx workers. Client and server share the $(nproc) cores, so no client can"
-    echo "finish before (client CPU + server CPU) / cores: the floor column."
+    echo "finish before (client CPU + server CPU) / cores: the floor column. The reqwest-floor rows"
+    echo "are \`examples/reqwest_floor.rs\`: the least a client on scrape's HTTP stack can do with the"
+    echo "list (bodies read and dropped; with -o, hashed with SHA-256 and written atomically inline),"
+    echo "on one thread (1t) and as two shards on two worker threads (2t)."
     echo
     cat "$results/cpu.md"
     echo
