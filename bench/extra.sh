@@ -10,12 +10,14 @@
 #      2-core box, (client + server CPU) / 2 is a floor under the wall time no scheduling can beat.
 #      Beside oha, wget2 and scrape, the reqwest floor (examples/reqwest_floor.rs, FLOOR_BIN): the
 #      least a reqwest client can do with the list (bodies read and dropped; with an out dir,
-#      hashed with SHA-256 and written atomically inline), on one thread and on two
+#      hashed with SHA-256 and written atomically inline), on one thread and on two; and the same
+#      loop on hyper-util's client directly (examples/hyper_floor.rs, HYPER_FLOOR_BIN)
 #
 # Called by bench/run.sh with RESULTS (the lab's results dir), SCRAPE_BIN and LAB set.
 set -euo pipefail
 : "${RESULTS:?}" "${SCRAPE_BIN:?}" "${LAB:?}"
 FLOOR_BIN=${FLOOR_BIN:-}
+HYPER_FLOOR_BIN=${HYPER_FLOOR_BIN:-}
 REPEAT=${REPEAT:-3}
 RUN_LIMIT=${RUN_LIMIT:-180}
 EXTRA=${EXTRA:-"e f g cpu"}
@@ -221,6 +223,7 @@ if [[ " $EXTRA " == *" cpu "* ]]; then
   } >"$RESULTS/cpu.md"
   echo "== cpu account of scenario a"
   tools="oha scrape-stdout scrape wget2"
+  [[ -n $HYPER_FLOOR_BIN ]] && tools+=" hyper-floor-1t"
   [[ -n $FLOOR_BIN ]] && tools+=" reqwest-floor-1t reqwest-floor-2t reqwest-floor-1t-o reqwest-floor-2t-o"
   for tool in $tools; do
     case $tool in
@@ -228,6 +231,7 @@ if [[ " $EXTRA " == *" cpu "* ]]; then
       scrape-stdout) CMD=("$SCRAPE_BIN" "$list" -c 64 --per-host 64 --retries 0 --no-progress) ;;
       scrape) CMD=("$SCRAPE_BIN" "$list" -c 64 --per-host 64 --retries 0 --no-progress -o "$W/out") ;;
       wget2) CMD=(wget2 --no-config -q --max-threads=64 --tries=1 -P "$W/out" -i "$list") ;;
+      hyper-floor-1t) CMD=("$HYPER_FLOOR_BIN" "$list" 64) ;;
       reqwest-floor-1t) CMD=("$FLOOR_BIN" "$list" 64 1) ;;
       reqwest-floor-2t) CMD=("$FLOOR_BIN" "$list" 64 2) ;;
       reqwest-floor-1t-o) CMD=("$FLOOR_BIN" "$list" 64 1 "$W/out") ;;

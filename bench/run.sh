@@ -25,10 +25,12 @@ export MEM_SIZES=${MEM_SIZES:-"1000 100000"}
 EXTRA=${EXTRA-"e f g cpu"}
 MILLION=${MILLION:-1}
 
-cargo build --release --locked --manifest-path "$root/Cargo.toml" --bin scrape --example reqwest_floor
+cargo build --release --locked --manifest-path "$root/Cargo.toml" --bin scrape \
+  --example reqwest_floor --example hyper_floor
 results=$(mktemp -d "${TMPDIR:-/tmp}/scrape-bench.XXXXXX")
 export RESULTS=$results SCRAPE_BIN=$root/target/release/scrape
 export FLOOR_BIN=$root/target/release/examples/reqwest_floor
+export HYPER_FLOOR_BIN=$root/target/release/examples/hyper_floor
 bash "$lab/run.sh"
 if [[ $MILLION == 1 ]]; then
   SCENARIOS=c MEM_SIZES=1000000 TOOLS="scrape-stdout" REPEAT=1 RUN_LIMIT=300 \
@@ -83,7 +85,8 @@ version() { "$@" 2>/dev/null | head -n 1 || true; }
     echo "finish before (client CPU + server CPU) / cores: the floor column. The reqwest-floor rows"
     echo "are \`examples/reqwest_floor.rs\`: the least a client on scrape's HTTP stack can do with the"
     echo "list (bodies read and dropped; with -o, hashed with SHA-256 and written atomically inline),"
-    echo "on one thread (1t) and as two shards on two worker threads (2t)."
+    echo "on one thread (1t) and as two shards on two worker threads (2t); hyper-floor is the same loop"
+    echo "on hyper-util's client directly (\`examples/hyper_floor.rs\`), without reqwest's layers."
     echo
     cat "$results/cpu.md"
     echo

@@ -1,11 +1,13 @@
 //! Micro-benchmarks of the work scrape does for every URL, so that a regression shows before the
-//! lab (`bench/run.sh`) is run: the title/preview pass over a page, URL normalisation, and the
-//! duplicate check. `cargo bench` runs them; numbers are per call.
+//! lab (`bench/run.sh`) is run: the title/preview pass over a page, URL normalisation, the
+//! duplicate check, and the SHA-256 that `--out-dir` takes of every page for its manifest.
+//! `cargo bench` runs them; numbers are per call.
 
 use divan::{Bencher, black_box};
 use scrape::extract::Scanner;
 use scrape::input::normalize;
 use scrape::seen::SeenSet;
+use sha2::{Digest, Sha256};
 
 fn main() {
     divan::main();
@@ -78,5 +80,22 @@ fn dedup_list(bencher: Bencher, n: usize) {
         .bench(|| {
             let mut seen = SeenSet::default();
             urls.iter().filter(|url| seen.insert(url)).count()
+        });
+}
+
+/// The manifest's hash of a page the size of the lab's mean (60 paragraphs, ~32 KB), in the 16 KiB
+/// chunks the writer thread gets: the one cost of `--out-dir` that no peer pays, bound by the
+/// CPU's SHA instructions.
+#[divan::bench]
+fn page_sha256(bencher: Bencher) {
+    let body = page(60);
+    bencher
+        .counter(divan::counter::BytesCount::new(body.len()))
+        .bench(|| {
+            let mut hasher = Sha256::new();
+            for chunk in black_box(&body).chunks(16 * 1024) {
+                hasher.update(chunk);
+            }
+            hasher.finalize()
         });
 }
