@@ -455,10 +455,7 @@ impl Journal {
     pub fn compact(self) -> io::Result<()> {
         let describe =
             |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()));
-        let mut temp = tempfile::Builder::new()
-            .prefix(".#manifest")
-            .tempfile_in(&self.dir)
-            .map_err(describe)?;
+        let mut temp = save::temp_file_in(&self.dir, ".#manifest").map_err(describe)?;
         let mut source = &self.file;
         source.seek(SeekFrom::Start(self.start)).map_err(describe)?;
         io::copy(&mut source, temp.as_file_mut()).map_err(describe)?;

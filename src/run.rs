@@ -305,9 +305,7 @@ fn open_reports(files: &[ReportFile], style: &output::Style) -> anyhow::Result<V
                 Some(dir) if !dir.as_os_str().is_empty() => dir,
                 _ => std::path::Path::new("."),
             };
-            let temp = tempfile::Builder::new()
-                .prefix(".scrape-report")
-                .tempfile_in(dir)
+            let temp = crate::save::temp_file_in(dir, ".scrape-report")
                 .with_context(|| format!("cannot write {path}"))?;
             let out = io::BufWriter::new(
                 temp.reopen()

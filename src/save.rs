@@ -34,8 +34,8 @@
 //! it over whole was measured: fewer hand-offs, but more CPU and memory, as pages waited for the
 //! writer all at once instead of being written while their next chunk arrived.)
 //!
-//! Files are created with mode 0666 less the umask, as curl and wget2 create theirs, so a mirror
-//! can be served or read by other users.
+//! Files are created with mode 0666 less the umask (`temp_file_in`), as curl and wget2 create
+//! theirs, so a mirror can be served or read by other users.
 
 use std::collections::HashMap;
 use std::fs;
@@ -124,6 +124,16 @@ pub fn hex(bytes: &[u8]) -> String {
         text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
     text
+}
+
+/// A temporary file in `dir`, to be renamed over a file the user reads (a page, the manifest, a
+/// report): created with mode 0666 less the umask, as curl and wget2 create their files, where the
+/// temporary-file crate's default is 0600.
+pub fn temp_file_in(dir: &Path, prefix: &str) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
 }
 
 /// The SHA-256 of a file's contents, hex; `None` when it cannot be read.
@@ -310,12 +320,7 @@ impl PageFile {
         let dir = destination
             .parent()
             .ok_or_else(|| io::Error::other("no parent directory"))?;
-        let create = || {
-            tempfile::Builder::new()
-                .prefix(".#tmp")
-                .permissions(fs::Permissions::from_mode(0o666))
-                .tempfile_in(dir)
-        };
+        let create = || temp_file_in(dir, ".#tmp");
         // The directory usually exists already: create it only when it turns out not to.
         let temp = match create() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -565,16 +570,6 @@ mod tests {
         assert_eq!(names, ["page"], "a temporary file was left behind");
     }
 
-    /// This process's umask, from /proc (reading it with umask(2) would change it).
-    fn umask() -> u32 {
-        let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        let line = status
-            .lines()
-            .find_map(|line| line.strip_prefix("Umask:"))
-            .expect("a Umask line");
-        u32::from_str_radix(line.trim(), 8).expect("octal umask")
-    }
-
     #[test]
     fn hashes_are_lower_case_hex() {
         assert_eq!(
@@ -600,10 +595,13 @@ mod tests {
             .expect("stat")
             .permissions()
             .mode();
+        let plain = dir.path().join("plain");
+        fs::write(&plain, b"").expect("plain file");
+        let usual = fs::metadata(&plain).expect("stat").permissions().mode();
         assert_eq!(
             mode & 0o777,
-            0o666 & !umask(),
-            "0666 less the umask, as curl's and wget2's files"
+            usual & 0o777,
+            "the mode any program's new file gets (0666 less the umask), not 0600"
         );
         assert_eq!(
             file_sha256(&destination),

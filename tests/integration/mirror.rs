@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::support::{Run, TestServer, finish, list, run, run_jsonl, scrape, signal};
+use crate::support::{
+    Run, TestServer, created_file_mode, file_mode, finish, list, run, run_jsonl, scrape, signal,
+};
 
 fn run_mirror(urls: &[String], dir: &Path, args: &[&str]) -> Run {
     let mut all = vec!["-o", dir.to_str().expect("utf-8 path")];
@@ -134,6 +136,14 @@ fn pages_are_saved_by_url_with_a_manifest() {
         out.stderr
     );
     assert!(no_temp_files(dir.path()));
+    for file in [page_a, dir.path().join("manifest.jsonl")] {
+        assert_eq!(
+            file_mode(&file),
+            created_file_mode(),
+            "{} is readable as curl's files are",
+            file.display()
+        );
+    }
 }
 
 #[test]

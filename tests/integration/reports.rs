@@ -152,6 +152,11 @@ fn reports_are_written_beside_stdout_by_extension() {
     );
     roxmltree::Document::parse(&std::fs::read_to_string(path("r.xml")).expect("xml"))
         .expect("parses");
+    assert_eq!(
+        crate::support::file_mode(std::path::Path::new(&path("r.xml"))),
+        crate::support::created_file_mode(),
+        "a report is readable as curl's files are"
+    );
     let csv = std::fs::read_to_string(path("r.csv")).expect("csv");
     assert_eq!(
         csv::Reader::from_reader(csv.as_bytes()).records().count(),
