@@ -26,7 +26,7 @@ use crate::input::{Expect, Job};
 use crate::mirror::{Mirror, Plan, Target, Validators};
 use crate::record::{Outcome, Page, Recheck, Record};
 use crate::retry;
-use crate::save::{DiskWriter, Placement, WrittenPage};
+use crate::save::{DiskWriter, WrittenPage};
 
 /// Everything the fetch futures share: one client (one connection pool) and the limits.
 pub struct Fetcher {
@@ -496,18 +496,9 @@ impl Fetcher {
         page.binary = extracted.binary;
         Ok(Fetched {
             page,
-            written: match (file, target) {
-                (Some(file), Some(target)) => {
-                    // A page that no later step can fail (a DOM pass that times out, a recheck)
-                    // is put in place by the writer thread; the others wait for `settle`.
-                    let placement = if body.is_none() && self.confirm.is_none() {
-                        target.placement()
-                    } else {
-                        Placement::Later
-                    };
-                    Some(file.finish(placement).await.map_err(save_error)?)
-                }
-                _ => None,
+            written: match file {
+                Some(file) => Some(file.finish().await.map_err(save_error)?),
+                None => None,
             },
             validators,
             body,

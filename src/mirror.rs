@@ -26,7 +26,7 @@ use url::Url;
 use crate::config::MirrorOptions;
 use crate::output::JsonRecord;
 use crate::record::{Change, Outcome, Record, Saved};
-use crate::save::{self, MANIFEST_NAME, Placement, WrittenPage};
+use crate::save::{self, MANIFEST_NAME, WrittenPage};
 
 /// Held for the whole run, so that two runs never write one mirror at once.
 const LOCK_NAME: &str = ".scrape.lock";
@@ -69,18 +69,6 @@ pub struct Validators {
 }
 
 impl Target {
-    /// How the writer thread may put this page's new file in place by itself: unless it has the
-    /// content of the intact previous copy (see `settle`).
-    pub fn placement(&self) -> Placement {
-        Placement::Now {
-            unless_sha256: self
-                .previous
-                .as_ref()
-                .filter(|_| self.intact)
-                .map(|previous| previous.sha256.clone()),
-        }
-    }
-
     /// The validators to send: those of the intact previous copy, unless `--refetch`.
     pub fn validators(&self) -> Option<Validators> {
         let previous = self.previous.as_ref().filter(|_| self.revalidate)?;

@@ -178,7 +178,6 @@ enum Command {
     },
     Finish {
         id: u64,
-        placement: Placement,
         reply: oneshot::Sender<io::Result<WrittenPage>>,
     },
     Abort {
@@ -210,16 +209,11 @@ impl DiskWriter {
                             }
                             released.add_permits(permits as usize);
                         }
-                        Command::Finish {
-                            id,
-                            placement,
-                            reply,
-                        } => {
+                        Command::Finish { id, reply } => {
                             let result = open
                                 .remove(&id)
                                 .unwrap_or_else(|| Err(io::Error::other("unknown page file")))
-                                .and_then(PageFile::finish)
-                                .and_then(|written| written.place(placement));
+                                .and_then(PageFile::finish);
                             let _ = reply.send(result);
                         }
                         Command::Abort { id } => drop(open.remove(&id)),
@@ -280,17 +274,13 @@ impl PageHandle {
         Ok(())
     }
 
-    /// The body is complete: the written file and its hash, or the first error met while writing
-    /// it (or, with `Placement::Now`, while putting it in place).
-    pub async fn finish(mut self, placement: Placement) -> io::Result<WrittenPage> {
+    /// The body is complete: the written file (not yet in place) and its hash, or the first
+    /// error met while writing it.
+    pub async fn finish(mut self) -> io::Result<WrittenPage> {
         let (reply, answer) = oneshot::channel();
         self.finished = true;
         self.writer
-            .send(Command::Finish {
-                id: self.id,
-                placement,
-                reply,
-            })
+            .send(Command::Finish { id: self.id, reply })
             .await?;
         answer
             .await
@@ -317,20 +307,9 @@ struct PageFile {
     destination: PathBuf,
 }
 
-/// What the writer thread does with a page file once its body is complete.
-pub enum Placement {
-    /// Leave it aside: the caller `commit`s it, or drops it, once it knows how the fetch ended.
-    Later,
-    /// Put it in place at once, on the writer thread, which spares the network thread a rename
-    /// and a close a page; unless its SHA-256 is this one (the intact copy already in place has
-    /// the same content), in which case it is dropped.
-    Now { unless_sha256: Option<String> },
-}
-
-/// A body written in full: still aside (`Placement::Later`), or already settled.
+/// A body written in full, not yet in place.
 pub struct WrittenPage {
-    /// `None` once the writer thread has put the file in place or dropped it.
-    temp: Option<tempfile::NamedTempFile>,
+    temp: tempfile::NamedTempFile,
     pub sha256: String,
     destination: PathBuf,
 }
@@ -371,7 +350,7 @@ impl PageFile {
             .flush()
             .map_err(|e| describe(&self.destination, e))?;
         Ok(WrittenPage {
-            temp: Some(self.temp),
+            temp: self.temp,
             sha256: hex(&self.hasher.finalize()),
             destination: self.destination,
         })
@@ -379,29 +358,13 @@ impl PageFile {
 }
 
 impl WrittenPage {
-    /// Moves the file into place, replacing the previous copy in one step (nothing to do when the
-    /// writer thread already did).
-    pub fn commit(mut self) -> io::Result<()> {
-        let Some(temp) = self.temp.take() else {
-            return Ok(());
-        };
-        temp.persist(&self.destination)
+    /// Moves the file into place, replacing the previous copy in one step.
+    pub fn commit(self) -> io::Result<()> {
+        let destination = self.destination;
+        self.temp
+            .persist(&destination)
             .map(drop)
-            .map_err(|e| describe(&self.destination, e.error))
-    }
-
-    fn place(mut self, placement: Placement) -> io::Result<WrittenPage> {
-        let Placement::Now { unless_sha256 } = placement else {
-            return Ok(self);
-        };
-        match self.temp.take() {
-            Some(temp) if unless_sha256.as_deref() != Some(self.sha256.as_str()) => temp
-                .persist(&self.destination)
-                .map(drop)
-                .map_err(|e| describe(&self.destination, e.error))?,
-            unchanged => drop(unchanged),
-        }
-        Ok(self)
+            .map_err(|e| describe(&destination, e.error))
     }
 }
 
@@ -571,7 +534,7 @@ mod tests {
         page.write(Bytes::from_static(b"world"))
             .await
             .expect("write");
-        let written = page.finish(Placement::Later).await.expect("finish");
+        let written = page.finish().await.expect("finish");
         assert_eq!(written.sha256, hex(&Sha256::digest(b"hello world")));
         written.commit().expect("commit");
         assert_eq!(fs::read(&destination).expect("read"), b"hello world");
@@ -595,7 +558,7 @@ mod tests {
             .await
             .expect("queued");
         assert!(
-            failing.finish(Placement::Later).await.is_err(),
+            failing.finish().await.is_err(),
             "a directory that is a file must fail"
         );
         drop(writer);
@@ -614,42 +577,6 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(hex(&[0x00, 0x0f, 0xf0, 0xff]), "000ff0ff");
-    }
-
-    #[tokio::test]
-    async fn the_writer_thread_puts_a_page_in_place_unless_it_is_unchanged() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (writer, thread) = DiskWriter::spawn().expect("writer");
-        let destination = dir.path().join("page");
-        let save = |unless_sha256: Option<String>| {
-            let (writer, destination) = (writer.clone(), destination.clone());
-            async move {
-                let mut page = writer.create(destination).await.expect("create");
-                page.write(Bytes::from_static(b"new")).await.expect("write");
-                page.finish(Placement::Now { unless_sha256 })
-                    .await
-                    .expect("finish")
-            }
-        };
-        let written = save(None).await;
-        assert_eq!(fs::read(&destination).expect("in place"), b"new");
-        written.commit().expect("nothing left to do");
-
-        fs::write(&destination, b"old").expect("old copy");
-        let same = hex(&Sha256::digest(b"new"));
-        drop(save(Some(same)).await);
-        assert_eq!(
-            fs::read(&destination).expect("kept"),
-            b"old",
-            "a page with the intact copy's hash is not rewritten"
-        );
-        drop(writer);
-        thread.join().expect("writer thread");
-        assert_eq!(
-            fs::read_dir(dir.path()).expect("list").count(),
-            1,
-            "a temp file was left"
-        );
     }
 
     #[test]
