@@ -462,6 +462,62 @@ fn sigkill_mid_run_leaves_a_manifest_that_matches_the_disk() {
     assert!(no_temp_files(dir.path()));
 }
 
+/// Ctrl-C while many pages are being saved: every page file on disk has its manifest line, and
+/// every line its file (a page put in place whose record never reached the manifest would be
+/// invisible to the next run's change detection).
+#[test]
+fn ctrl_c_mid_run_leaves_no_page_file_without_its_manifest_line() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let urls: Vec<String> = (0..3000)
+        .map(|i| server.url(&format!("/page/{i}")))
+        .collect();
+    let file = list(&urls);
+    let mut cmd = scrape();
+    cmd.args([
+        "-f",
+        "jsonl",
+        "--no-progress",
+        "-c",
+        "64",
+        "--per-host",
+        "64",
+        "-o",
+    ])
+    .arg(dir.path())
+    .arg(file.path());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    for _ in 0..300 {
+        line.clear();
+        stdout.read_line(&mut line).expect("a result");
+    }
+    signal(&child, "INT");
+    std::io::copy(&mut stdout, &mut std::io::sink()).expect("drain stdout");
+    let out = finish(child);
+    assert_eq!(out.code, 130, "{out:?}");
+    let recorded: std::collections::HashSet<PathBuf> = manifest(dir.path())
+        .values()
+        .filter_map(|entry| entry["path"].as_str().map(PathBuf::from))
+        .collect();
+    let pages: Vec<PathBuf> = files(dir.path())
+        .into_iter()
+        .filter(|f| f.components().count() > 1)
+        .collect();
+    assert!(pages.len() >= 300, "{} pages saved", pages.len());
+    assert!(pages.len() < urls.len(), "the run was not stopped");
+    for page in &pages {
+        assert!(
+            recorded.contains(page),
+            "{} is on disk but not in the manifest",
+            page.display()
+        );
+    }
+    assert_manifest_matches_disk(dir.path());
+    assert!(no_temp_files(dir.path()));
+}
+
 #[test]
 fn sigterm_with_an_out_dir_exits_143_with_a_valid_manifest() {
     let server = TestServer::start();
