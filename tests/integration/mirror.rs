@@ -469,7 +469,7 @@ fn sigkill_mid_run_leaves_a_manifest_that_matches_the_disk() {
 fn ctrl_c_mid_run_leaves_no_page_file_without_its_manifest_line() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let urls: Vec<String> = (0..3000)
+    let urls: Vec<String> = (0..20_000)
         .map(|i| server.url(&format!("/page/{i}")))
         .collect();
     let file = list(&urls);
