@@ -14,6 +14,17 @@ use crate::support::{
     Run, TestServer, created_file_mode, file_mode, finish, list, run, run_jsonl, scrape, signal,
 };
 
+/// scrape started on `list` with `-o dir` and jsonl output, for a test that signals it mid-run.
+fn spawn_mirror(dir: &Path, list: &Path, args: &[&str]) -> std::process::Child {
+    let mut cmd = scrape();
+    cmd.args(["-f", "jsonl", "--no-progress"])
+        .args(args)
+        .arg("-o")
+        .arg(dir)
+        .arg(list);
+    cmd.spawn().expect("spawn")
+}
+
 fn run_mirror(urls: &[String], dir: &Path, args: &[&str]) -> Run {
     let mut all = vec!["-o", dir.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
@@ -424,21 +435,11 @@ fn sigkill_mid_run_leaves_a_manifest_that_matches_the_disk() {
     // A first complete run, so the kill happens while pages are being replaced.
     run_mirror(&urls[..20], dir.path(), &["--refetch"]);
     let file = list(&urls);
-    let mut cmd = scrape();
-    cmd.args([
-        "-f",
-        "jsonl",
-        "--no-progress",
-        "--refetch",
-        "-c",
-        "2",
-        "-t",
-        "30s",
-        "-o",
-    ])
-    .arg(dir.path())
-    .arg(file.path());
-    let mut child = cmd.spawn().expect("spawn");
+    let mut child = spawn_mirror(
+        dir.path(),
+        file.path(),
+        &["--refetch", "-c", "2", "-t", "30s"],
+    );
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -473,20 +474,7 @@ fn ctrl_c_mid_run_leaves_no_page_file_without_its_manifest_line() {
         .map(|i| server.url(&format!("/page/{i}")))
         .collect();
     let file = list(&urls);
-    let mut cmd = scrape();
-    cmd.args([
-        "-f",
-        "jsonl",
-        "--no-progress",
-        "-c",
-        "64",
-        "--per-host",
-        "64",
-        "-o",
-    ])
-    .arg(dir.path())
-    .arg(file.path());
-    let mut child = cmd.spawn().expect("spawn");
+    let mut child = spawn_mirror(dir.path(), file.path(), &["-c", "64", "--per-host", "64"]);
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     for _ in 0..300 {
@@ -523,11 +511,7 @@ fn sigterm_with_an_out_dir_exits_143_with_a_valid_manifest() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let file = list(&[server.url("/page/done"), server.url("/hang")]);
-    let mut cmd = scrape();
-    cmd.args(["-f", "jsonl", "--no-progress", "-t", "30s", "-o"])
-        .arg(dir.path())
-        .arg(file.path());
-    let mut child = cmd.spawn().expect("spawn");
+    let mut child = spawn_mirror(dir.path(), file.path(), &["-t", "30s"]);
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("first result");
