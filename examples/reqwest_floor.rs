@@ -86,18 +86,21 @@ async fn fetch_all(
     let results = futures::stream::iter(urls.into_iter().enumerate())
         .map(|(index, url)| async move {
             let mut response = client.get(url).send().await?;
-            let mut hasher = out.map(|_| Sha256::new());
-            let mut file = match out {
-                Some(dir) => Some(tempfile::Builder::new().prefix(".#tmp").tempfile_in(dir)?),
+            let mut saving = match out {
+                Some(dir) => Some((
+                    Sha256::new(),
+                    scrape::save::temp_file_in(dir, ".#tmp")?,
+                    dir,
+                )),
                 None => None,
             };
             while let Some(chunk) = response.chunk().await? {
-                if let (Some(hasher), Some(file)) = (&mut hasher, &mut file) {
+                if let Some((hasher, file, _)) = &mut saving {
                     hasher.update(&chunk);
                     file.write_all(&chunk)?;
                 }
             }
-            if let (Some(dir), Some(hasher), Some(file)) = (out, hasher, file) {
+            if let Some((hasher, file, dir)) = saving {
                 std::hint::black_box(hasher.finalize());
                 file.persist(dir.join(format!("{}.html", first + index)))?;
             }

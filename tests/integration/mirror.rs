@@ -1,7 +1,7 @@
 //! `--out-dir`: files on disk, the manifest, incremental runs, change detection, and faults (a
 //! dying server, a file-size limit, SIGKILL, a second run on the same directory).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -485,7 +485,7 @@ fn ctrl_c_mid_run_leaves_no_page_file_without_its_manifest_line() {
     std::io::copy(&mut stdout, &mut std::io::sink()).expect("drain stdout");
     let out = finish(child);
     assert_eq!(out.code, 130, "{out:?}");
-    let recorded: std::collections::HashSet<PathBuf> = manifest(dir.path())
+    let recorded: HashSet<PathBuf> = manifest(dir.path())
         .values()
         .filter_map(|entry| entry["path"].as_str().map(PathBuf::from))
         .collect();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Run, TestServer, list, run, scrape};
+use crate::support::{Run, TestServer, created_file_mode, file_mode, list, run, scrape};
 
 /// Two pages that pass, a 404, and an invalid line (line 4 of the list).
 fn mixed(server: &TestServer) -> Vec<String> {
@@ -153,8 +153,8 @@ fn reports_are_written_beside_stdout_by_extension() {
     roxmltree::Document::parse(&std::fs::read_to_string(path("r.xml")).expect("xml"))
         .expect("parses");
     assert_eq!(
-        crate::support::file_mode(std::path::Path::new(&path("r.xml"))),
-        crate::support::created_file_mode(),
+        file_mode(Path::new(&path("r.xml"))),
+        created_file_mode(),
         "a report is readable as curl's files are"
     );
     let csv = std::fs::read_to_string(path("r.csv")).expect("csv");
