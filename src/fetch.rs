@@ -26,19 +26,21 @@ use crate::input::{Expect, Job};
 use crate::mirror::{Mirror, Plan, Target, Validators};
 use crate::record::{Outcome, Page, Recheck, Record};
 use crate::retry;
-use crate::save::{DiskWriter, WrittenPage};
+use crate::save::{PageFile, WrittenPage};
 
-/// Everything the fetch futures share: one client (one connection pool) and the limits.
+/// Everything one shard's fetch futures share (see `run`): one client (one connection pool), and
+/// the limits, which every shard shares.
 pub struct Fetcher {
     client: Client,
-    global: Arc<Semaphore>,
-    hosts: HostLimits,
+    limits: Arc<Limits>,
+    /// Which of the run's shards this is, for the per-host bookkeeping of connections to keep.
+    shard: usize,
     timeout: Duration,
     connect_timeout: Duration,
     retries: u32,
     max_bytes: u64,
     preview_chars: usize,
-    mirror: Option<(Arc<Mirror>, DiskWriter)>,
+    mirror: Option<Arc<Mirror>>,
     extract: Arc<ExtractOptions>,
     accept: Accept,
     method: Method,
@@ -47,8 +49,27 @@ pub struct Fetcher {
     /// `--confirm`: the pause before a recheck, and a client that keeps no connections.
     confirm: Option<(Duration, Client)>,
     min_cert_days: Option<u32>,
-    /// Pages being parsed at once on the blocking pool (one per core).
+}
+
+/// The limits of a run, shared by the fetchers of all its shards.
+pub struct Limits {
+    global: Arc<Semaphore>,
+    hosts: HostLimits,
+    /// Pages being parsed at once on the blocking pools (one per core).
     parsers: Arc<Semaphore>,
+}
+
+impl Limits {
+    /// The limits of `options`, for a run of `shards` shards.
+    pub fn new(options: &FetchOptions, shards: usize) -> Arc<Self> {
+        Arc::new(Limits {
+            global: Arc::new(Semaphore::new(options.concurrency)),
+            hosts: HostLimits::new(options.per_host, shards),
+            parsers: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
+        })
+    }
 }
 
 /// What one attempt came to, when it did not fail outright.
@@ -94,10 +115,13 @@ struct Fetched {
 }
 
 impl Fetcher {
-    /// The client for these options; with a mirror, pages are saved in it by the writer.
+    /// Shard `shard`'s client for these options, under the run's `limits`; with a mirror, pages
+    /// are saved in it.
     pub fn new(
         options: &FetchOptions,
-        mirror: Option<(Arc<Mirror>, DiskWriter)>,
+        mirror: Option<Arc<Mirror>>,
+        limits: Arc<Limits>,
+        shard: usize,
     ) -> anyhow::Result<Self> {
         let client = client_builder(options)?
             .build()
@@ -114,8 +138,8 @@ impl Fetcher {
         };
         Ok(Fetcher {
             client,
-            global: Arc::new(Semaphore::new(options.concurrency)),
-            hosts: HostLimits::new(options.per_host),
+            limits,
+            shard,
             timeout: options.timeout,
             connect_timeout: options.connect_timeout,
             retries: options.retries,
@@ -129,9 +153,6 @@ impl Fetcher {
             read_body: options.read_body,
             confirm,
             min_cert_days: options.min_cert_days,
-            parsers: Arc::new(Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
         })
     }
 
@@ -139,14 +160,14 @@ impl Fetcher {
     /// host from this call on, not from the future's first poll, so the requests under way see
     /// every URL of their host that waits in the window (see `HostPermit`).
     pub fn fetch(&self, job: Job) -> impl Future<Output = Record> + '_ {
-        let host = self.hosts.register(host_key(&job.url));
+        let host = self.limits.hosts.register(host_key(&job.url), self.shard);
         self.fetch_for(job, host)
     }
 
     async fn fetch_for(&self, job: Job, host: HostUse<'_>) -> Record {
         let target = match &self.mirror {
             None => None,
-            Some((mirror, _)) => match mirror.plan(&job.url).await {
+            Some(mirror) => match mirror.plan(&job.url).await {
                 Plan::Fetch(target) => Some(target),
                 Plan::Skip(saved) => {
                     return Record {
@@ -311,7 +332,7 @@ impl Fetcher {
         let Some(body) = fetched.body.take() else {
             return Ok(fetched);
         };
-        let _permit = Arc::clone(&self.parsers)
+        let _permit = Arc::clone(&self.limits.parsers)
             .acquire_owned()
             .await
             .expect("the parser semaphore is never closed");
@@ -356,7 +377,7 @@ impl Fetcher {
     /// of the global slots, so one slow host never blocks the others.
     async fn permits<'a>(&self, host: &'a HostUse<'a>) -> (HostPermit<'a>, OwnedSemaphorePermit) {
         let host_permit = host.acquire().await;
-        let global = Arc::clone(&self.global)
+        let global = Arc::clone(&self.limits.global)
             .acquire_owned()
             .await
             .expect("the global semaphore is never closed");
@@ -455,13 +476,10 @@ impl Fetcher {
             });
         }
         let save_error = |e: io::Error| FetchError::Save(e.to_string());
-        let mut file = match (target, &self.mirror) {
-            (Some(target), Some((_, writer))) if (200..300).contains(&status) => Some(
-                writer
-                    .create(target.destination.clone())
-                    .await
-                    .map_err(save_error)?,
-            ),
+        let mut file = match target {
+            Some(target) if (200..300).contains(&status) => {
+                Some(PageFile::create(target.destination.clone()).map_err(save_error)?)
+            }
             _ => None,
         };
         let mut scanner = Scanner::new(content_type.as_deref(), self.preview_chars);
@@ -477,7 +495,7 @@ impl Fetcher {
                 scanner.feed(&chunk[..take]);
             }
             if let Some(file) = &mut file {
-                file.write(chunk.slice(..take)).await.map_err(save_error)?;
+                file.write(&chunk[..take]).map_err(save_error)?;
             }
             if let Some(body) = &mut body {
                 body.extend_from_slice(&chunk[..take]);
@@ -497,7 +515,7 @@ impl Fetcher {
         Ok(Fetched {
             page,
             written: match file {
-                Some(file) => Some(file.finish().await.map_err(save_error)?),
+                Some(file) => Some(file.finish().map_err(save_error)?),
                 None => None,
             },
             validators,
@@ -722,14 +740,22 @@ impl reqwest::dns::Resolve for SystemResolver {
 /// its last fetch, so the map's size follows the window, not the length of the list.
 struct HostLimits {
     per_host: usize,
+    shards: usize,
     map: Mutex<HashMap<String, HostEntry>>,
 }
 
 struct HostEntry {
     semaphore: Arc<Semaphore>,
-    /// Fetches of this host in the window: waiting for a permit, holding one, or between retries.
+    /// Fetches of this host in the windows: waiting for a permit, holding one, or between retries.
     users: usize,
-    /// Of those, the ones that have not sent a request yet.
+    /// Per shard, since each shard has a connection pool of its own.
+    pools: Box<[PoolUse]>,
+}
+
+/// A host's fetches in one shard, as far as its connection pool is concerned.
+#[derive(Clone, Copy, Default)]
+struct PoolUse {
+    /// Fetches that have not sent a request yet.
     fresh: usize,
     /// Requests under way whose connection goes back to the pool afterwards.
     keeping: usize,
@@ -739,15 +765,16 @@ struct HostEntry {
 struct HostUse<'a> {
     limits: &'a HostLimits,
     host: String,
+    shard: usize,
     semaphore: Arc<Semaphore>,
     started: std::cell::Cell<bool>,
 }
 
 /// A request's turn at its host.
 ///
-/// It keeps its connection for later only when more URLs of the host wait in the window, not yet
-/// sent, than there are requests under way that keep theirs: each such URL will take a connection
-/// from the pool. Every other request asks the server to close the connection after it. Otherwise
+/// It keeps its connection for later only when more URLs of the host wait in its shard's window,
+/// not yet sent, than there are requests under way in that shard that keep theirs: each such URL
+/// will take a connection from the shard's pool. Every other request asks the server to close the connection after it. Otherwise
 /// every host would leave its connections idle in the pool after its last URL, for the pool's idle
 /// timeout, each holding a socket and its read buffer (~50 KB): a list of 4,000 hosts with 10 URLs
 /// each and `--per-host 4` peaked at 792 MB, one of 20,000 distinct hosts at 616 MB.
@@ -758,9 +785,10 @@ struct HostPermit<'a> {
 }
 
 impl HostLimits {
-    fn new(per_host: usize) -> Self {
+    fn new(per_host: usize, shards: usize) -> Self {
         HostLimits {
             per_host,
+            shards,
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -769,7 +797,7 @@ impl HostLimits {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn register(&self, host: String) -> HostUse<'_> {
+    fn register(&self, host: String, shard: usize) -> HostUse<'_> {
         let semaphore = {
             let mut map = self.lock();
             // Most URLs find their host's entry there already: the key is copied only for a new one.
@@ -779,19 +807,19 @@ impl HostLimits {
                     HostEntry {
                         semaphore: Arc::new(Semaphore::new(self.per_host)),
                         users: 0,
-                        fresh: 0,
-                        keeping: 0,
+                        pools: vec![PoolUse::default(); self.shards].into(),
                     },
                 );
             }
             let entry = map.get_mut(&host).expect("inserted above");
             entry.users += 1;
-            entry.fresh += 1;
+            entry.pools[shard].fresh += 1;
             Arc::clone(&entry.semaphore)
         };
         HostUse {
             limits: self,
             host,
+            shard,
             semaphore,
             started: std::cell::Cell::new(false),
         }
@@ -808,11 +836,12 @@ impl HostUse<'_> {
         let entry = map
             .get_mut(&self.host)
             .expect("a host's entry lives while it has users");
+        let pool = &mut entry.pools[self.shard];
         if !self.started.replace(true) {
-            entry.fresh -= 1;
+            pool.fresh -= 1;
         }
-        let keep_alive = entry.fresh > entry.keeping;
-        entry.keeping += usize::from(keep_alive);
+        let keep_alive = pool.fresh > pool.keeping;
+        pool.keeping += usize::from(keep_alive);
         HostPermit {
             host: self,
             _permit: permit,
@@ -825,7 +854,7 @@ impl Drop for HostPermit<'_> {
     fn drop(&mut self) {
         let mut map = self.host.limits.lock();
         if let Some(entry) = map.get_mut(&self.host.host) {
-            entry.keeping -= usize::from(self.keep_alive);
+            entry.pools[self.host.shard].keeping -= usize::from(self.keep_alive);
         }
     }
 }
@@ -835,7 +864,7 @@ impl Drop for HostUse<'_> {
         let mut map = self.limits.lock();
         if let Some(entry) = map.get_mut(&self.host) {
             entry.users -= 1;
-            entry.fresh -= usize::from(!self.started.get());
+            entry.pools[self.shard].fresh -= usize::from(!self.started.get());
             if entry.users == 0 {
                 map.remove(&self.host);
             }
@@ -910,11 +939,11 @@ mod tests {
 
     #[tokio::test]
     async fn host_entries_go_away_with_their_last_fetch() {
-        let limits = HostLimits::new(2);
+        let limits = HostLimits::new(2, 1);
         {
-            let a = limits.register("a:80".into());
-            let b = limits.register("a:80".into());
-            let c = limits.register("b:80".into());
+            let a = limits.register("a:80".into(), 0);
+            let b = limits.register("a:80".into(), 0);
+            let c = limits.register("b:80".into(), 0);
             let _permits = (a.acquire().await, b.acquire().await, c.acquire().await);
             assert_eq!(limits.lock().len(), 2);
         }
@@ -923,11 +952,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_host_never_exceeds_its_limit() {
-        let limits = HostLimits::new(1);
+        let limits = HostLimits::new(1, 1);
         let (a1, a2, b) = (
-            limits.register("a:80".into()),
-            limits.register("a:80".into()),
-            limits.register("b:80".into()),
+            limits.register("a:80".into(), 0),
+            limits.register("a:80".into(), 0),
+            limits.register("b:80".into(), 0),
         );
         let first = a1.acquire().await;
         let second = tokio::time::timeout(Duration::from_millis(50), a2.acquire()).await;
@@ -939,9 +968,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_keeps_its_connection_only_for_a_url_still_waiting() {
-        let limits = HostLimits::new(2);
-        let uses: Vec<HostUse<'_>> = (0..3).map(|_| limits.register("a:80".into())).collect();
-        let lone = limits.register("b:80".into());
+        let limits = HostLimits::new(2, 1);
+        let uses: Vec<HostUse<'_>> = (0..3).map(|_| limits.register("a:80".into(), 0)).collect();
+        let lone = limits.register("b:80".into(), 0);
         // Two run, one waits: only one of the two connections will be wanted again.
         let first = uses[0].acquire().await;
         let second = uses[1].acquire().await;
@@ -951,5 +980,16 @@ mod tests {
         drop(first);
         // The waiting URL takes the kept connection, and nothing waits after it.
         assert!(!uses[2].acquire().await.keep_alive);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_kept_only_for_a_url_of_the_same_shard() {
+        let limits = HostLimits::new(4, 2);
+        let first = limits.register("a:80".into(), 0);
+        let _elsewhere = limits.register("a:80".into(), 1);
+        assert!(
+            !first.acquire().await.keep_alive,
+            "the URL waiting in shard 1 cannot use shard 0's pool"
+        );
     }
 }

@@ -3,8 +3,9 @@
 //! A run is one stream pipeline: `input` reads the URL list lazily into jobs (dropping duplicates
 //! with the `seen` set), `fetch` turns each job into a `Record` under global and per-host limits
 //! (with `extract` taking the title and preview in a streaming pass over the body, tokenized by
-//! `lexer`), and one consumer in `run` writes each record out (`output`),
-//! ticks the `progress` bar and folds it into the `summary`, from which the `exit_code` is decided
+//! `lexer`; under `--out-dir`, `mirror` plans each page and `save` writes it), on one `shard` or,
+//! when saving, one per core; one consumer in `run` writes each record out (`output`), ticks the
+//! `progress` bar and folds it into the `summary`, from which the `exit_code` is decided
 //! at the end. `cli` parses the command line into a `config::Config`; nothing else sees clap.
 
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod run;
 pub mod sanitize;
 pub mod save;
 pub mod seen;
+pub mod shard;
 pub mod slo;
 pub mod summary;
 

@@ -2,10 +2,11 @@
 //! number of entries read so far until a count of the whole input arrives (counted on a thread of
 //! its own for files; standard input can only be read once). It is a no-op when hidden (stderr not
 //! a terminal, `-q`, `--no-progress`), and stdout lines are written inside `suspend` so the bar
-//! never garbles them.
+//! never garbles them. Entries are added by every shard of the pipeline (see `run`), so it is
+//! shared between threads.
 
-use std::cell::Cell;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -13,10 +14,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 pub struct Progress {
     bar: Option<ProgressBar>,
     /// Delivers the input's entry count once it is known.
-    total: Option<mpsc::Receiver<u64>>,
-    total_known: Cell<bool>,
-    ok: Cell<u64>,
-    failed: Cell<u64>,
+    total: Option<Mutex<mpsc::Receiver<u64>>>,
+    total_known: AtomicBool,
+    ok: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl Progress {
@@ -41,23 +42,34 @@ impl Progress {
         });
         Progress {
             bar,
-            total,
-            total_known: Cell::new(false),
-            ok: Cell::new(0),
-            failed: Cell::new(0),
+            total: total.map(Mutex::new),
+            total_known: AtomicBool::new(false),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         }
     }
 
     /// One more entry was read from the input.
     pub fn add_entry(&self) {
         let Some(bar) = &self.bar else { return };
-        if !self.total_known.get() {
-            if let Some(total) = self.total.as_ref().and_then(|rx| rx.try_recv().ok()) {
-                self.total_known.set(true);
-                bar.set_length(total.max(bar.length().unwrap_or(0) + 1));
-                return;
-            }
+        if self.total_known.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(total) = &self.total else {
             bar.inc_length(1);
+            return;
+        };
+        // Under the lock, so no shard counts an entry on top of the total another has just set.
+        let total = total.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.total_known.load(Ordering::Relaxed) {
+            return;
+        }
+        match total.try_recv() {
+            Ok(total) => {
+                self.total_known.store(true, Ordering::Relaxed);
+                bar.set_length(total.max(bar.length().unwrap_or(0) + 1));
+            }
+            Err(_) => bar.inc_length(1),
         }
     }
 
@@ -65,11 +77,11 @@ impl Progress {
     pub fn finish_entry(&self, ok: bool) {
         let Some(bar) = &self.bar else { return };
         let counter = if ok { &self.ok } else { &self.failed };
-        counter.set(counter.get() + 1);
+        counter.fetch_add(1, Ordering::Relaxed);
         bar.set_message(format!(
             "ok {}  failed {}",
-            self.ok.get(),
-            self.failed.get()
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed)
         ));
         if bar.length().is_some_and(|len| bar.position() >= len) {
             bar.inc_length(1); // the count was off (the file changed while being read)
