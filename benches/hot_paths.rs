@@ -84,7 +84,7 @@ fn dedup_list(bencher: Bencher, n: usize) {
 }
 
 /// The manifest's hash of a page the size of the lab's mean (60 paragraphs, ~32 KB), in the 16 KiB
-/// chunks the writer thread gets: the one cost of `--out-dir` that no peer pays, bound by the
+/// chunks a body arrives in: the one cost of `--out-dir` that no peer pays, bound by the
 /// CPU's SHA instructions.
 #[divan::bench]
 fn page_sha256(bencher: Bencher) {
