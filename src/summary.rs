@@ -300,7 +300,8 @@ impl Summary {
             self.new,
             self.changed,
             self.unchanged,
-            self.failed()
+            // The URLs whose page could not be had; an invalid line was never a page.
+            self.failed() - self.invalid
         )?;
         if self.kept > 0 {
             write!(out, " ({} kept the previous copy)", self.kept)?;
@@ -412,6 +413,23 @@ mod tests {
             bytes: 1000,
             ..Page::default()
         })
+    }
+
+    #[test]
+    fn the_saved_line_counts_failed_pages_not_invalid_lines() {
+        let mut summary = Summary::default();
+        summary.add(&record(page(503), 5));
+        summary.add(&record(Outcome::Invalid(InputError::Whitespace), 0));
+        summary.set_gone(Gone::default());
+        let mut out = Vec::new();
+        summary
+            .render(&mut out, Duration::from_secs(1))
+            .expect("render");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains("saved     0 new, 0 changed, 0 unchanged, 1 failed\n"),
+            "{text}"
+        );
     }
 
     #[test]
