@@ -415,17 +415,20 @@ mod tests {
         })
     }
 
+    /// The summary as the user sees it on stderr, after a run of `wall`.
+    fn rendered(summary: &Summary, wall: Duration) -> String {
+        let mut out = Vec::new();
+        summary.render(&mut out, wall).expect("render");
+        String::from_utf8(out).expect("utf8")
+    }
+
     #[test]
     fn the_saved_line_counts_failed_pages_not_invalid_lines() {
         let mut summary = Summary::default();
         summary.add(&record(page(503), 5));
         summary.add(&record(Outcome::Invalid(InputError::Whitespace), 0));
         summary.set_gone(Gone::default());
-        let mut out = Vec::new();
-        summary
-            .render(&mut out, Duration::from_secs(1))
-            .expect("render");
-        let text = String::from_utf8(out).expect("utf8");
+        let text = rendered(&summary, Duration::from_secs(1));
         assert!(
             text.contains("saved     0 new, 0 changed, 0 unchanged, 1 failed\n"),
             "{text}"
@@ -445,11 +448,7 @@ mod tests {
         assert_eq!(summary.failed(), 3);
         assert_eq!(summary.entries(), 103);
 
-        let mut out = Vec::new();
-        summary
-            .render(&mut out, Duration::from_secs(2))
-            .expect("render");
-        let text = String::from_utf8(out).expect("utf8");
+        let text = rendered(&summary, Duration::from_secs(2));
         assert!(
             text.starts_with(
                 "103 URLs in 2.00s: 100 ok, 3 failed (1 HTTP error, 1 connection error, 1 invalid line); \
@@ -470,11 +469,7 @@ mod tests {
 
     #[test]
     fn an_empty_run_renders_without_latency() {
-        let mut out = Vec::new();
-        Summary::default()
-            .render(&mut out, Duration::from_millis(5))
-            .expect("render");
-        let text = String::from_utf8(out).expect("utf8");
+        let text = rendered(&Summary::default(), Duration::from_millis(5));
         assert!(
             text.starts_with("0 URLs in 5ms: 0 ok, 0 failed\n"),
             "{text}"
