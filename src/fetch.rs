@@ -70,6 +70,11 @@ impl Limits {
             )),
         })
     }
+
+    /// The number of shards they are for.
+    pub fn shards(&self) -> usize {
+        self.hosts.shards
+    }
 }
 
 /// What one attempt came to, when it did not fail outright.
@@ -774,10 +779,11 @@ struct HostUse<'a> {
 ///
 /// It keeps its connection for later only when more URLs of the host wait in its shard's window,
 /// not yet sent, than there are requests under way in that shard that keep theirs: each such URL
-/// will take a connection from the shard's pool. Every other request asks the server to close the connection after it. Otherwise
-/// every host would leave its connections idle in the pool after its last URL, for the pool's idle
-/// timeout, each holding a socket and its read buffer (~50 KB): a list of 4,000 hosts with 10 URLs
-/// each and `--per-host 4` peaked at 792 MB, one of 20,000 distinct hosts at 616 MB.
+/// will take a connection from the shard's pool. Every other request asks the server to close the
+/// connection after it. Otherwise every host would leave its connections idle in the pool after
+/// its last URL, for the pool's idle timeout, each holding a socket and its read buffer (~50 KB): a
+/// list of 4,000 hosts with 10 URLs each and `--per-host 4` peaked at 792 MB, one of 20,000
+/// distinct hosts at 616 MB.
 struct HostPermit<'a> {
     host: &'a HostUse<'a>,
     _permit: OwnedSemaphorePermit,

@@ -19,7 +19,7 @@ fn main() -> std::process::ExitCode {
     // Idle keep-alive connections to many hosts can outnumber the usual soft limit of 1024 open
     // files, and every request past it would fail: raise it to the hard limit, as lychee does.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let runtime = match scrape::run::runtime() {
+    let runtime = match scrape::shard::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("scrape: cannot start the async runtime: {error}");

@@ -1,8 +1,7 @@
 //! The pipeline of one run, wired together: the input stream, the shards that fetch it (`shard`:
 //! one, or one per core when saving), and a single consumer that owns stdout, the manifest, the
-//! progress bar and the summary. Ctrl-C and SIGTERM
-//! stop it promptly: in-flight requests are dropped, what completed has been printed, and the
-//! summary still appears.
+//! progress bar and the summary. Ctrl-C and SIGTERM stop it promptly: in-flight requests are
+//! dropped, what completed has been printed, and the summary still appears.
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, mpsc};
@@ -21,35 +20,8 @@ use crate::mirror::{Gone, Mirror};
 use crate::output;
 use crate::progress::Progress;
 use crate::record::Outcome;
-use crate::shard::{self, Event, Merged, SharedInput};
+use crate::shard::{self, Event, SharedInput};
 use crate::summary::Summary;
-
-/// Socket events the reactor hands over per turn (see `runtime`).
-const IO_EVENTS_PER_TICK: usize = 8;
-
-/// The runtime of a thread of the pipeline: the consumer's, which also runs shard 0, and each
-/// further shard's (see `shard`).
-///
-/// One thread drives a shard's connections: the work per page is small (the streaming
-/// title/preview pass stops early), so a single reactor keeps up with the network while leaving
-/// the other cores to the kernel and, on a shared box, the server; it also saves the cross-thread
-/// wake-ups a work-stealing pool pays per request. Blocking work (DNS lookups) goes to tokio's
-/// blocking pool. Measured on 2 cores: 10k pages in 0.55 s against 0.7 s with the multi-thread
-/// runtime.
-///
-/// The reactor hands over at most `IO_EVENTS_PER_TICK` socket events a turn, so the pipeline task
-/// runs between small groups of connections. A connection that has read a response takes a fresh
-/// read buffer (64 KB at these page sizes) while the response's last chunk, which holds the old
-/// one, waits for the pipeline; with tokio's default of 1024 events a turn, all 64 connections of
-/// a burst hold two buffers at once, and the longer the run the likelier such bursts: peak memory
-/// grew by 1.5 MB from 1k to 1M URLs. With 8: +1 MB, and the same instruction count (scenario a:
-/// 1263 epoll_wait calls instead of 499 for 10k pages).
-pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_io_events_per_tick(IO_EVENTS_PER_TICK)
-        .build()
-}
 
 /// Runs the whole job and returns the exit code; an `Err` is a start-up or output failure.
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
@@ -61,8 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         }
         None => (None, None),
     };
-    let shards = shard::count(&config);
-    let limits = Limits::new(&config.fetch, shards);
+    let limits = Limits::new(&config.fetch, shard::count(&config));
     let fetcher = Fetcher::new(&config.fetch, mirror.clone(), Arc::clone(&limits), 0)?;
     let input: SharedInput = Arc::new(tokio::sync::Mutex::new(input::read(&config.inputs)?));
     let stop = watch_signals()?;
@@ -95,21 +66,14 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         Summary::default()
     };
 
-    let window = (config.fetch.concurrency * 4).div_ceil(shards);
-    let (send, sent) = tokio::sync::mpsc::channel(window);
-    let (running, stopped) = tokio::sync::watch::channel(());
-    let mut threads = Vec::with_capacity(shards - 1);
-    for index in 1..shards {
-        let fetcher = Fetcher::new(&config.fetch, mirror.clone(), Arc::clone(&limits), index)?;
-        let (input, progress) = (Arc::clone(&input), Arc::clone(&progress));
-        let (send, stopped) = (send.clone(), stopped.clone());
-        threads.push(shard::spawn(
-            fetcher, input, progress, window, send, stopped,
-        )?);
-    }
-    drop((send, stopped));
-    let local = shard::events(&fetcher, &input, &progress, window);
-    let mut events = Merged::new(local, sent, running);
+    let mut events = shard::start(
+        &config,
+        &fetcher,
+        mirror.as_ref(),
+        &limits,
+        &input,
+        &progress,
+    )?;
     let mut stop = std::pin::pin!(stop);
 
     let quiet = config.output.quiet;
@@ -185,10 +149,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
             events.stop();
         }
     }
-    drop(events);
-    for thread in threads {
-        let _ = thread.join();
-    }
+    events.join();
     let totals = summary.totals(started.elapsed());
     if stdout_error.is_none()
         && let Err(error) = sink.finish(&totals)

@@ -29,7 +29,7 @@
 //!
 //! The writing and hashing happen inline, on the thread that reads the body, chunk by chunk as it
 //! arrives: no copy, no hand-off, and a slow disk slows the downloads down rather than filling
-//! memory. Saving runs the pipeline on one thread per core (`run`), so file I/O and SHA-256 still
+//! memory. Saving runs the pipeline on one thread per core (`shard`), so file I/O and SHA-256 still
 //! run beside another thread's network work. (A writer thread of its own, fed each chunk through a
 //! bounded channel, was measured against this: 0.64 s for scenario a against 0.58 s, median of 7
 //! runs interleaved, with the hand-offs' context switches on top of the writes they moved.)
@@ -37,11 +37,12 @@
 //! Files are created with mode 0666 less the umask (`temp_file_in`), as curl and wget2 create
 //! theirs, so a mirror can be served or read by other users.
 
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 use url::Url;
 
 /// The longest file name most file systems accept.
