@@ -28,7 +28,7 @@ use crate::record::{Outcome, Page, Recheck, Record};
 use crate::retry;
 use crate::save::{PageFile, WrittenPage};
 
-/// Everything one shard's fetch futures share (see `run`): one client (one connection pool), and
+/// Everything one shard's fetch futures share (see `shard`): one client (one connection pool), and
 /// the limits, which every shard shares.
 pub struct Fetcher {
     client: Client,

@@ -2,7 +2,7 @@
 //! number of entries read so far until a count of the whole input arrives (counted on a thread of
 //! its own for files; standard input can only be read once). It is a no-op when hidden (stderr not
 //! a terminal, `-q`, `--no-progress`), and stdout lines are written inside `suspend` so the bar
-//! never garbles them. Entries are added by every shard of the pipeline (see `run`), so it is
+//! never garbles them. Entries are added by every shard of the pipeline (see `shard`), so it is
 //! shared between threads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
