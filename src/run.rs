@@ -53,13 +53,13 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         check: config.output.check,
     };
     let mut reports = open_reports(&config.output.reports, &style)?;
-    let mut sink = output::sink(style, io::BufWriter::with_capacity(64 * 1024, stdout))
-        .context("cannot prepare the output")?;
     let show_progress = config.output.progress && io::stderr().is_terminal();
     let progress = Arc::new(Progress::new(
         show_progress,
         show_progress.then(|| count_in_background(&config)),
     ));
+    let mut sink =
+        output::sink(style, progress.stdout(stdout)).context("cannot prepare the output")?;
     let mut summary = if config.output.host_stats {
         Summary::with_host_stats()
     } else {
@@ -137,14 +137,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         if (quiet && ok) || stdout_error.is_some() {
             continue;
         }
-        let written = progress.suspend(|| {
-            sink.write(&record)?;
-            if progress.is_visible() {
-                sink.flush()?;
-            }
-            Ok::<_, io::Error>(())
-        });
-        if let Err(error) = written {
+        if let Err(error) = sink.write(&record) {
             stdout_error = Some(error);
             events.stop();
         }

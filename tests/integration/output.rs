@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{TestServer, list, run, run_jsonl, scrape};
+use crate::support::{TestServer, list, run, run_jsonl, scrape, scrape_in_terminal};
 
 fn run_text(urls: &[String], args: &[&str]) -> crate::support::Run {
     let file = list(urls);
@@ -65,6 +65,35 @@ fn the_summary_counts_outcomes_statuses_and_latency() {
     );
     assert!(out.stderr.contains("latency   p50 "), "{}", out.stderr);
     assert!(out.stderr.contains("requests/s"), "{}", out.stderr);
+}
+
+#[test]
+fn in_a_terminal_the_progress_bar_never_breaks_into_a_line() {
+    let server = TestServer::start();
+    let urls: Vec<String> = (0..1000)
+        .map(|n| server.url(&format!("/page/{n}")))
+        .collect();
+    let file = list(&urls);
+    let path = file.path().to_str().expect("a UTF-8 temp path");
+    let out = run(scrape_in_terminal(&["-c", "16", path]));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("/1000 ["), "no bar was drawn");
+    // The bar is drawn and erased (`\r`, then ESC [2K) on the line below the last line printed;
+    // what follows the last erase on a terminal line is what stays on screen.
+    let mut shown = std::collections::HashSet::new();
+    for line in out.stdout.split("\r\n") {
+        let Some(url_at) = line.find("http://") else {
+            continue;
+        };
+        let kept = line.rsplit("\r\x1b[2K").next().unwrap_or(line);
+        assert!(
+            kept.starts_with("200 "),
+            "a line broken by the bar: {line:?}"
+        );
+        assert_eq!(line.matches("http://").count(), 1, "{line:?}");
+        shown.insert(line[url_at..].split_whitespace().next().map(str::to_owned));
+    }
+    assert_eq!(shown.len(), 1000, "every page's line, whole");
 }
 
 #[test]

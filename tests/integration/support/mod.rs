@@ -29,6 +29,21 @@ pub fn scrape_after(setup: &str) -> Command {
     isolated(cmd)
 }
 
+/// The binary run by `script` (util-linux, in every Debian) on a pseudo-terminal that is its
+/// stdout and stderr, as when a user runs it by hand; the command's stdout is what the terminal
+/// was sent, bar and lines together.
+pub fn scrape_in_terminal(args: &[&str]) -> Command {
+    let command = std::iter::once(env!("CARGO_BIN_EXE_scrape"))
+        .chain(args.iter().copied())
+        .map(|arg| format!("'{}'", arg.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = isolated(Command::new("script"));
+    cmd.args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("NO_COLOR", "1");
+    cmd
+}
+
 /// `cmd` without proxies and colour settings from the environment, stdin closed, output piped.
 fn isolated(mut cmd: Command) -> Command {
     for var in [
