@@ -20,6 +20,9 @@ pub enum FetchError {
     ConnectionReset,
     #[error("connection closed before the response was complete")]
     ConnectionClosed,
+    /// The process (EMFILE) or the system (ENFILE) ran out of file descriptors for a socket.
+    #[error("too many open files (raise ulimit -n or lower --concurrency)")]
+    TooManyOpenFiles,
     #[error("dns lookup failed for {0}")]
     Dns(String),
     #[error("too many redirects ({0})")]
@@ -50,6 +53,7 @@ impl FetchError {
                 | FetchError::ConnectionRefused
                 | FetchError::ConnectionReset
                 | FetchError::ConnectionClosed
+                | FetchError::TooManyOpenFiles
         )
     }
 
@@ -59,7 +63,8 @@ impl FetchError {
             FetchError::Timeout(_) | FetchError::ConnectTimeout(_) => ("timeout", "timeouts"),
             FetchError::ConnectionRefused
             | FetchError::ConnectionReset
-            | FetchError::ConnectionClosed => ("connection error", "connection errors"),
+            | FetchError::ConnectionClosed
+            | FetchError::TooManyOpenFiles => ("connection error", "connection errors"),
             FetchError::Dns(_) => ("DNS failure", "DNS failures"),
             FetchError::TooManyRedirects(_)
             | FetchError::RedirectLoop(_)
@@ -117,6 +122,7 @@ mod tests {
     fn only_network_failures_are_transient() {
         assert!(FetchError::ConnectionRefused.is_transient());
         assert!(FetchError::Timeout(Duration::from_secs(1)).is_transient());
+        assert!(FetchError::TooManyOpenFiles.is_transient());
         assert!(!FetchError::Dns("x".into()).is_transient());
         assert!(!FetchError::TooManyRedirects(3).is_transient());
         assert!(!FetchError::Tls("bad certificate".into()).is_transient());

@@ -571,6 +571,9 @@ fn named_cause(error: &(dyn StdError + 'static)) -> Result<FetchError, String> {
                     return Ok(FetchError::ConnectionReset);
                 }
                 io::ErrorKind::UnexpectedEof => return Ok(FetchError::ConnectionClosed),
+                _ if matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    return Ok(FetchError::TooManyOpenFiles);
+                }
                 _ => {}
             }
             // An io::Error's `source()` skips the error it wraps (TLS errors arrive that way).
@@ -919,6 +922,9 @@ mod tests {
 
         let refused = Wrapper(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
         assert_eq!(named_cause(&refused), Ok(FetchError::ConnectionRefused));
+
+        let out_of_files = Wrapper(Box::new(io::Error::from_raw_os_error(libc::EMFILE)));
+        assert_eq!(named_cause(&out_of_files), Ok(FetchError::TooManyOpenFiles));
 
         let unknown = Wrapper(Box::new(io::Error::other("something odd")));
         assert_eq!(named_cause(&unknown), Err("something odd".into()));

@@ -7,6 +7,7 @@
 //! when saving, one per core; one consumer in `run` writes each record out (`output`), ticks the
 //! `progress` bar and folds it into the `summary`, from which the `exit_code` is decided
 //! at the end. `cli` parses the command line into a `config::Config`; nothing else sees clap.
+//! `open_files` fits the concurrency under the limit on open files before the run starts.
 
 pub mod cli;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod fetch;
 pub mod input;
 pub mod lexer;
 pub mod mirror;
+pub mod open_files;
 pub mod output;
 pub mod progress;
 pub mod record;

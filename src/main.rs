@@ -9,16 +9,18 @@ use scrape::{Cli, ExitCode};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let config = match cli.into_config(std::io::stdin().is_terminal()) {
+    let mut config = match cli.into_config(std::io::stdin().is_terminal()) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("scrape: {message}");
             return ExitCode::Usage.into();
         }
     };
-    // Idle keep-alive connections to many hosts can outnumber the usual soft limit of 1024 open
-    // files, and every request past it would fail: raise it to the hard limit, as lychee does.
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    if let Some(warning) = scrape::open_files::raise_limit()
+        .and_then(|limit| scrape::open_files::fit(&mut config, limit))
+    {
+        eprintln!("scrape: {warning}");
+    }
     let runtime = match scrape::shard::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {

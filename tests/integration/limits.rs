@@ -124,13 +124,14 @@ fn a_hanging_host_does_not_hold_up_the_others() {
 }
 
 #[test]
-fn many_hosts_fit_under_a_low_soft_limit_on_open_files() {
-    // Every host keeps an idle connection in the pool; 120 of them do not fit in 64 descriptors,
-    // so scrape must raise its soft limit (the hard one stays high) instead of failing requests
-    // with "Too many open files".
+fn a_low_soft_limit_on_open_files_is_raised_not_obeyed() {
+    // 100 requests to 120 hosts in flight do not fit in 64 descriptors: scrape must raise its
+    // soft limit (the hard one stays high) instead of lowering the concurrency or failing
+    // requests with "Too many open files".
     let server = TestServer::start();
     let port = server.port();
     let mut args = vec!["--no-progress".to_string(), "-f".into(), "jsonl".into()];
+    args.extend(["-c".into(), "100".into()]);
     let mut urls = Vec::new();
     for host in 0..120 {
         args.push(format!("--resolve=h{host}.test:{port}:127.0.0.1"));
@@ -142,4 +143,30 @@ fn many_hosts_fit_under_a_low_soft_limit_on_open_files() {
     let out = run(cmd);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.records().len(), 120);
+    assert!(!out.stderr.contains("lowering"), "{}", out.stderr);
+}
+
+#[test]
+fn a_concurrency_over_a_hard_limit_on_open_files_is_lowered_and_nothing_fails() {
+    // `ulimit -n` sets the hard limit too: 300 requests in flight cannot each have a socket.
+    let server = TestServer::start();
+    let urls: Vec<String> = (0..600)
+        .map(|n| server.url(&format!("/page/{n}")))
+        .collect();
+    let file = list(&urls);
+    let mut cmd = scrape_after("ulimit -n 100");
+    cmd.args(["--no-progress", "-f", "jsonl", "--retries", "0"])
+        .args(["-c", "300", "--per-host", "300"])
+        .arg(file.path());
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let records = out.records();
+    assert_eq!(records.len(), 600);
+    assert!(records.values().all(|record| record["ok"] == true));
+    assert!(
+        out.stderr
+            .contains("lowering --concurrency from 300 to 18: only 100 files may be open"),
+        "{}",
+        out.stderr
+    );
 }
