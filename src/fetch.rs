@@ -381,12 +381,12 @@ impl Fetcher {
     /// The per-host permit first, then a global one: a host at its limit waits without holding one
     /// of the global slots, so one slow host never blocks the others.
     async fn permits<'a>(&self, host: &'a HostUse<'a>) -> (HostPermit<'a>, OwnedSemaphorePermit) {
-        let host_permit = host.acquire().await;
+        let turn = host.turn().await;
         let global = Arc::clone(&self.limits.global)
             .acquire_owned()
             .await
             .expect("the global semaphore is never closed");
-        (host_permit, global)
+        (host.start(turn), global)
     }
 
     /// One attempt. With `keep_alive` false (see `HostPermit`), the request asks the server to
@@ -758,6 +758,8 @@ struct HostEntry {
     users: usize,
     /// Per shard, since each shard has a connection pool of its own.
     pools: Box<[PoolUse]>,
+    /// Requests of this host under way (holding a `HostPermit`), in every shard.
+    running: usize,
 }
 
 /// A host's fetches in one shard, as far as its connection pool is concerned.
@@ -767,6 +769,9 @@ struct PoolUse {
     fresh: usize,
     /// Requests under way whose connection goes back to the pool afterwards.
     keeping: usize,
+    /// Kept connections back in the pool that no request has taken since (as far as scrape can
+    /// tell: one the server closed in the meantime still counts, and is replaced by a new one).
+    idle: usize,
 }
 
 /// A fetch's claim on its host, from the moment its URL enters the window until it is done.
@@ -781,8 +786,10 @@ struct HostUse<'a> {
 /// A request's turn at its host.
 ///
 /// It keeps its connection for later only when more URLs of the host wait in its shard's window,
-/// not yet sent, than there are requests under way in that shard that keep theirs: each such URL
-/// will take a connection from the shard's pool. Every other request asks the server to close the
+/// not yet sent and with no permit to start on beside it, than there are kept connections in that
+/// shard for them, idle in its pool or under way: each such URL will take a connection from the
+/// pool. (10 URLs of a host at `--per-host 8`: the first 8 start at once, so 2 connections are
+/// kept, not 5.) Every other request asks the server to close the
 /// connection after it. Otherwise every host would leave its connections idle in the pool after
 /// its last URL, for the pool's idle timeout, each holding a socket and its read buffer (~50 KB): a
 /// list of 4,000 hosts with 10 URLs each and `--per-host 4` peaked at 792 MB, one of 20,000
@@ -817,6 +824,7 @@ impl HostLimits {
                         semaphore: Arc::new(Semaphore::new(self.per_host)),
                         users: 0,
                         pools: vec![PoolUse::default(); self.shards].into(),
+                        running: 0,
                     },
                 );
             }
@@ -836,20 +844,37 @@ impl HostLimits {
 }
 
 impl HostUse<'_> {
-    async fn acquire(&self) -> HostPermit<'_> {
-        let permit = Arc::clone(&self.semaphore)
+    /// Waits for the host's turn: a permit of its semaphore.
+    async fn turn(&self) -> OwnedSemaphorePermit {
+        Arc::clone(&self.semaphore)
             .acquire_owned()
             .await
-            .expect("host semaphores are never closed");
+            .expect("host semaphores are never closed")
+    }
+
+    /// The request is about to be sent on its host's `permit` (and a global one): whether it keeps
+    /// its connection is decided now rather than when the host's turn came, since URLs of the host
+    /// may have entered the window while it waited for a global permit. (Decided at its turn, a
+    /// host's first requests saw none of its other URLs when the global limit was the one that
+    /// bound: 10 hosts of 10 URLs at `-c 4 --per-host 4` opened 5.6 connections a host, not 4.)
+    fn start(&self, permit: OwnedSemaphorePermit) -> HostPermit<'_> {
         let mut map = self.limits.lock();
         let entry = map
             .get_mut(&self.host)
             .expect("a host's entry lives while it has users");
+        // As many waiting URLs as there are permits not taken by requests under way start beside
+        // this request (some may hold theirs already, waiting for a global one); the others wait
+        // for one of the host's requests to end.
+        entry.running += 1;
+        let free = self.limits.per_host.saturating_sub(entry.running);
         let pool = &mut entry.pools[self.shard];
         if !self.started.replace(true) {
             pool.fresh -= 1;
         }
-        let keep_alive = pool.fresh > pool.keeping;
+        // The request takes an idle connection if there is one; the URLs that will wait have the
+        // rest of them and the kept ones under way.
+        pool.idle = pool.idle.saturating_sub(1);
+        let keep_alive = pool.fresh.saturating_sub(free) > pool.keeping + pool.idle;
         pool.keeping += usize::from(keep_alive);
         HostPermit {
             host: self,
@@ -863,7 +888,10 @@ impl Drop for HostPermit<'_> {
     fn drop(&mut self) {
         let mut map = self.host.limits.lock();
         if let Some(entry) = map.get_mut(&self.host.host) {
-            entry.pools[self.host.shard].keeping -= usize::from(self.keep_alive);
+            entry.running -= 1;
+            let pool = &mut entry.pools[self.host.shard];
+            pool.keeping -= usize::from(self.keep_alive);
+            pool.idle += usize::from(self.keep_alive);
         }
     }
 }
@@ -884,6 +912,11 @@ impl Drop for HostUse<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request's permits at its host, as `Fetcher::permits` takes them (without a global one).
+    async fn acquire<'a>(host: &'a HostUse<'a>) -> HostPermit<'a> {
+        host.start(host.turn().await)
+    }
 
     #[test]
     fn host_keys_include_the_port() {
@@ -956,7 +989,7 @@ mod tests {
             let a = limits.register("a:80".into(), 0);
             let b = limits.register("a:80".into(), 0);
             let c = limits.register("b:80".into(), 0);
-            let _permits = (a.acquire().await, b.acquire().await, c.acquire().await);
+            let _permits = (acquire(&a).await, acquire(&b).await, acquire(&c).await);
             assert_eq!(limits.lock().len(), 2);
         }
         assert!(limits.lock().is_empty());
@@ -970,10 +1003,10 @@ mod tests {
             limits.register("a:80".into(), 0),
             limits.register("b:80".into(), 0),
         );
-        let first = a1.acquire().await;
-        let second = tokio::time::timeout(Duration::from_millis(50), a2.acquire()).await;
+        let first = acquire(&a1).await;
+        let second = tokio::time::timeout(Duration::from_millis(50), acquire(&a2)).await;
         assert!(second.is_err(), "a second permit was granted");
-        let other = tokio::time::timeout(Duration::from_millis(50), b.acquire()).await;
+        let other = tokio::time::timeout(Duration::from_millis(50), acquire(&b)).await;
         assert!(other.is_ok(), "another host was blocked");
         drop(first);
     }
@@ -984,14 +1017,44 @@ mod tests {
         let uses: Vec<HostUse<'_>> = (0..3).map(|_| limits.register("a:80".into(), 0)).collect();
         let lone = limits.register("b:80".into(), 0);
         // Two run, one waits: only one of the two connections will be wanted again.
-        let first = uses[0].acquire().await;
-        let second = uses[1].acquire().await;
+        let first = acquire(&uses[0]).await;
+        let second = acquire(&uses[1]).await;
         assert!(first.keep_alive);
         assert!(!second.keep_alive);
-        assert!(!lone.acquire().await.keep_alive, "a host's only URL");
+        assert!(!acquire(&lone).await.keep_alive, "a host's only URL");
         drop(first);
         // The waiting URL takes the kept connection, and nothing waits after it.
-        assert!(!uses[2].acquire().await.keep_alive);
+        assert!(!acquire(&uses[2]).await.keep_alive);
+    }
+
+    #[tokio::test]
+    async fn urls_that_start_beside_a_request_do_not_make_it_keep_its_connection() {
+        // 10 URLs at --per-host 8: the first 8 start at once on connections of their own, and
+        // only the 2 left wait for one, so only 2 connections are kept.
+        let limits = HostLimits::new(8, 1);
+        let uses: Vec<HostUse<'_>> = (0..10).map(|_| limits.register("a:80".into(), 0)).collect();
+        let mut running = Vec::new();
+        for host in &uses[..8] {
+            running.push(acquire(host).await);
+        }
+        let kept = running.iter().filter(|permit| permit.keep_alive).count();
+        assert_eq!(kept, 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_back_in_the_pool_counts_for_the_urls_waiting() {
+        let limits = HostLimits::new(2, 1);
+        let uses: Vec<HostUse<'_>> = (0..4).map(|_| limits.register("a:80".into(), 0)).collect();
+        let first = acquire(&uses[0]).await;
+        let second = acquire(&uses[1]).await;
+        assert!(
+            first.keep_alive && second.keep_alive,
+            "two URLs wait for two connections"
+        );
+        drop((first, second));
+        // Both kept connections are idle now: each of the last two URLs takes one and closes it.
+        assert!(!acquire(&uses[2]).await.keep_alive);
+        assert!(!acquire(&uses[3]).await.keep_alive);
     }
 
     #[tokio::test]
@@ -1000,7 +1063,7 @@ mod tests {
         let first = limits.register("a:80".into(), 0);
         let _elsewhere = limits.register("a:80".into(), 1);
         assert!(
-            !first.acquire().await.keep_alive,
+            !acquire(&first).await.keep_alive,
             "the URL waiting in shard 1 cannot use shard 0's pool"
         );
     }
