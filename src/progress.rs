@@ -113,10 +113,6 @@ impl Progress {
         }
     }
 
-    pub fn is_visible(&self) -> bool {
-        self.bar.is_some()
-    }
-
     /// Where stdout lines go: held and written a block at a time under the bar when the bar is on
     /// the terminal stdout goes to, and otherwise through a plain buffer, since a bar on another
     /// terminal (or none) cannot be garbled by them.
