@@ -85,6 +85,33 @@ fn a_host_keeps_no_idle_connection_after_its_last_url() {
 }
 
 #[test]
+fn at_a_low_concurrency_a_host_opens_no_more_connections_than_run_at_once() {
+    // 10 hosts of 10 URLs, one host after another, at -c 2: two connections carry each host's
+    // URLs, kept while more of them wait and closed after its last. (Before, a host's last URLs
+    // found both connections taken, or were out of its first requests' sight, and opened a third.)
+    let server = TestServer::start();
+    let port = server.port();
+    let hosts: Vec<String> = (0..10).map(|h| format!("h{h}.test")).collect();
+    let urls: Vec<String> = hosts
+        .iter()
+        .flat_map(|host| (0..10).map(move |i| format!("http://{host}:{port}/page/{i}")))
+        .collect();
+    let mut args = vec!["-c".to_string(), "2".into()];
+    for host in &hosts {
+        args.extend(["--resolve".into(), format!("{host}:{port}:127.0.0.1")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_jsonl(&urls, &args);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.records().len(), 100);
+    let connections = server.connections();
+    assert!(
+        connections <= 21,
+        "{connections} connections for 10 hosts at -c 2"
+    );
+}
+
+#[test]
 fn a_hanging_host_does_not_hold_up_the_others() {
     let server = TestServer::start();
     let port = server.port();
