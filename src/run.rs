@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
     };
     let limits = Limits::new(&config.fetch, shard::count(&config));
     let fetcher = Fetcher::new(&config.fetch, mirror.clone(), Arc::clone(&limits), 0)?;
-    let input: SharedInput = Arc::new(tokio::sync::Mutex::new(input::read(&config.inputs)?));
+    let input = Arc::new(SharedInput::new(input::read(&config.inputs)?));
     let stop = watch_signals()?;
 
     let stdout = io::stdout();
