@@ -15,7 +15,7 @@ use reqwest::header::{
     RETRY_AFTER,
 };
 use reqwest::{Client, Response, redirect};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::config::{Accept, FetchOptions, Method};
@@ -27,6 +27,7 @@ use crate::mirror::{Mirror, Plan, Target, Validators};
 use crate::record::{Outcome, Page, Recheck, Record};
 use crate::retry;
 use crate::save::{PageFile, WrittenPage};
+use crate::slots::{Slot, Slots};
 
 /// Everything one shard's fetch futures share (see `shard`): one client (one connection pool), and
 /// the limits, which every shard shares.
@@ -53,7 +54,8 @@ pub struct Fetcher {
 
 /// The limits of a run, shared by the fetchers of all its shards.
 pub struct Limits {
-    global: Arc<Semaphore>,
+    /// `--concurrency`, shared by the shards (see `slots` for why not a semaphore).
+    global: Arc<Slots>,
     hosts: HostLimits,
     /// Pages being parsed at once on the blocking pools (one per core).
     parsers: Arc<Semaphore>,
@@ -63,7 +65,7 @@ impl Limits {
     /// The limits of `options`, for a run of `shards` shards.
     pub fn new(options: &FetchOptions, shards: usize) -> Arc<Self> {
         Arc::new(Limits {
-            global: Arc::new(Semaphore::new(options.concurrency)),
+            global: Slots::new(options.concurrency, shards),
             hosts: HostLimits::new(options.per_host, shards),
             parsers: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -380,12 +382,9 @@ impl Fetcher {
 
     /// The per-host permit first, then a global one: a host at its limit waits without holding one
     /// of the global slots, so one slow host never blocks the others.
-    async fn permits<'a>(&self, host: &'a HostUse<'a>) -> (HostPermit<'a>, OwnedSemaphorePermit) {
+    async fn permits<'a>(&self, host: &'a HostUse<'a>) -> (HostPermit<'a>, Slot) {
         let turn = host.turn().await;
-        let global = Arc::clone(&self.limits.global)
-            .acquire_owned()
-            .await
-            .expect("the global semaphore is never closed");
+        let global = self.limits.global.acquire(self.shard).await;
         (host.start(turn), global)
     }
 
@@ -744,7 +743,7 @@ impl reqwest::dns::Resolve for SystemResolver {
     }
 }
 
-/// The per-host limits: a semaphore per host with fetches in the window; a host's entry goes with
+/// The per-host limits: `--per-host` slots per host with fetches in the window; a host's entry goes with
 /// its last fetch, so the map's size follows the window, not the length of the list.
 struct HostLimits {
     per_host: usize,
@@ -753,7 +752,8 @@ struct HostLimits {
 }
 
 struct HostEntry {
-    semaphore: Arc<Semaphore>,
+    /// `--per-host`, shared by the shards like the global limit.
+    slots: Arc<Slots>,
     /// Fetches of this host in the windows: waiting for a permit, holding one, or between retries.
     users: usize,
     /// Per shard, since each shard has a connection pool of its own.
@@ -779,7 +779,7 @@ struct HostUse<'a> {
     limits: &'a HostLimits,
     host: String,
     shard: usize,
-    semaphore: Arc<Semaphore>,
+    slots: Arc<Slots>,
     started: std::cell::Cell<bool>,
 }
 
@@ -795,7 +795,7 @@ struct HostUse<'a> {
 /// 10 URLs each and `--per-host 4` peaked at 792 MB, one of 20,000 distinct hosts at 616 MB.
 struct HostPermit<'a> {
     host: &'a HostUse<'a>,
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
     keep_alive: bool,
 }
 
@@ -813,14 +813,14 @@ impl HostLimits {
     }
 
     fn register(&self, host: String, shard: usize) -> HostUse<'_> {
-        let semaphore = {
+        let slots = {
             let mut map = self.lock();
             // Most URLs find their host's entry there already: the key is copied only for a new one.
             if !map.contains_key(&host) {
                 map.insert(
                     host.clone(),
                     HostEntry {
-                        semaphore: Arc::new(Semaphore::new(self.per_host)),
+                        slots: Slots::new(self.per_host, self.shards),
                         users: 0,
                         pools: vec![PoolUse::default(); self.shards].into(),
                         running: 0,
@@ -830,25 +830,22 @@ impl HostLimits {
             let entry = map.get_mut(&host).expect("inserted above");
             entry.users += 1;
             entry.pools[shard].fresh += 1;
-            Arc::clone(&entry.semaphore)
+            Arc::clone(&entry.slots)
         };
         HostUse {
             limits: self,
             host,
             shard,
-            semaphore,
+            slots,
             started: std::cell::Cell::new(false),
         }
     }
 }
 
 impl HostUse<'_> {
-    /// Waits for the host's turn: a permit of its semaphore.
-    async fn turn(&self) -> OwnedSemaphorePermit {
-        Arc::clone(&self.semaphore)
-            .acquire_owned()
-            .await
-            .expect("host semaphores are never closed")
+    /// Waits for the host's turn: one of its slots.
+    async fn turn(&self) -> Slot {
+        self.slots.acquire(self.shard).await
     }
 
     /// The request is about to be sent on its host's `permit` (and a global one): whether it keeps
@@ -856,7 +853,7 @@ impl HostUse<'_> {
     /// may have entered the window while it waited for a global permit. (Decided at its turn, a
     /// host's first requests often saw none of its other URLs: 400 hosts of 10 URLs at `-c 64
     /// --per-host 4` opened 6 connections a host and left ~1 a host open; now 4, all closed.)
-    fn start(&self, permit: OwnedSemaphorePermit) -> HostPermit<'_> {
+    fn start(&self, slot: Slot) -> HostPermit<'_> {
         let mut map = self.limits.lock();
         let entry = map
             .get_mut(&self.host)
@@ -881,7 +878,7 @@ impl HostUse<'_> {
         pool.keeping += usize::from(keep_alive);
         HostPermit {
             host: self,
-            _permit: permit,
+            _slot: slot,
             keep_alive,
         }
     }

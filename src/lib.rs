@@ -31,6 +31,7 @@ pub mod save;
 pub mod seen;
 pub mod shard;
 pub mod slo;
+pub mod slots;
 pub mod summary;
 
 pub use cli::Cli;

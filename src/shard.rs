@@ -8,9 +8,9 @@
 //! costs about as much CPU as fetching it, more than one thread keeps up with at the network's
 //! pace (scenario a, 10k pages on 2 cores: 0.81 s with one shard, 0.56 s with two, medians of 5).
 //! Without saving, one thread keeps up: a second shard was measured at the same time and 10 MB
-//! more memory. The shards share one global semaphore rather than a fixed share of the
-//! concurrency each: the same speed (0.58 s against 0.56 s), and a shard whose URLs hang never
-//! strands the other shard's share of the slots.
+//! more memory. The shards share the global and per-host limits (`slots`) rather than take a
+//! fixed share of them each, so a shard whose URLs hang never strands the other's share; a freed
+//! slot goes to the shard holding the fewest, which keeps each shard's connections in use.
 //!
 //! Stopping (Ctrl-C, a closed stdout) drops shard 0's window and tells the other shards to stop
 //! taking work; the consumer still takes every event they have sent or are sending, since a page
