@@ -743,8 +743,8 @@ impl reqwest::dns::Resolve for SystemResolver {
     }
 }
 
-/// The per-host limits: `--per-host` slots per host with fetches in the window; a host's entry goes with
-/// its last fetch, so the map's size follows the window, not the length of the list.
+/// The per-host limits: `--per-host` slots per host with fetches in the window; a host's entry
+/// goes with its last fetch, so the map's size follows the window, not the length of the list.
 struct HostLimits {
     per_host: usize,
     shards: usize,
@@ -848,7 +848,7 @@ impl HostUse<'_> {
         self.slots.acquire(self.shard).await
     }
 
-    /// The request is about to be sent on its host's `permit` (and a global one): whether it keeps
+    /// The request is about to be sent on its host's `slot` (and a global one): whether it keeps
     /// its connection is decided now rather than when the host's turn came, since URLs of the host
     /// may have entered the window while it waited for a global permit. (Decided at its turn, a
     /// host's first requests often saw none of its other URLs: 400 hosts of 10 URLs at `-c 64

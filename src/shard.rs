@@ -50,8 +50,9 @@ const SHARE: usize = 16;
 ///
 /// The reader's batches (`input::BATCH`) are not handed out whole: a shard holding a run of 128
 /// entries could go on alone while the other had nothing left. 200 pages of 5 MB with `-o` took
-/// 1.05-1.25 s that way, the second shard idle from 0.75 s on. Nor one entry at a time: the two shards
-/// then contend for the lock at every page (scenario a with `-o`: 0.60-0.74 s against 0.53-0.55).
+/// 1.05-1.25 s that way, the second shard idle from 0.75 s on. Nor one entry at a time: the two
+/// shards then contend for the lock at every page (scenario a with `-o`: 0.60-0.74 s against
+/// 0.53-0.55).
 pub struct SharedInput(Mutex<Batches>);
 
 struct Batches {

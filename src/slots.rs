@@ -125,7 +125,7 @@ mod tests {
     use futures::FutureExt;
 
     #[tokio::test]
-    async fn a_freed_slot_stays_in_its_shard_while_the_shard_is_within_its_share() {
+    async fn a_freed_slot_stays_in_its_shard_while_it_holds_no_more_than_the_other() {
         let slots = Slots::new(4, 2);
         let mut first: Vec<Slot> = Vec::new();
         for shard in [0, 0, 1, 1] {
@@ -138,13 +138,13 @@ mod tests {
         drop(first.remove(2)); // one of shard 1's
         assert!(
             (&mut in_0).now_or_never().is_none(),
-            "shard 0 already has its share"
+            "shard 0 already holds more"
         );
         assert!((&mut in_1).now_or_never().is_some());
     }
 
     #[tokio::test]
-    async fn a_shard_over_its_share_gives_its_freed_slots_to_the_other() {
+    async fn a_shard_holding_more_gives_its_freed_slots_to_the_other() {
         let slots = Slots::new(4, 2);
         // Shard 0 came first and took every slot.
         let mut held: Vec<Slot> = Vec::new();
@@ -157,7 +157,7 @@ mod tests {
         assert!((&mut in_1).now_or_never().is_none());
         drop(held.pop());
         let taken = (&mut in_1).now_or_never();
-        assert!(taken.is_some(), "shard 1 is under its share");
+        assert!(taken.is_some(), "shard 1 holds fewer");
         assert!((&mut in_0).now_or_never().is_none());
     }
 
