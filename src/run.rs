@@ -1,5 +1,5 @@
 //! The pipeline of one run, wired together: the input stream, the shards that fetch it (`shard`:
-//! one, or one per core when saving), and a single consumer that owns stdout, the manifest, the
+//! one per core, up to two), and a single consumer that owns stdout, the manifest, the
 //! progress bar and the summary. Ctrl-C and SIGTERM stop it promptly: in-flight requests are
 //! dropped, what completed has been printed, and the summary still appears.
 
