@@ -28,10 +28,11 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Entries sent at once.
 const BATCH: usize = 128;
-/// Batches waiting between the reader and the fetchers: with the batch being filled and the one
-/// being consumed, ~500 entries (~100 KB) ahead of the fetch window, enough that the fetchers never
-/// wait for the reader.
-const CHANNEL_BATCHES: usize = 2;
+/// Batches waiting between the reader and the fetchers: ~1,000 entries (~200 KB) ahead of the
+/// fetch windows. With 2, the two shards filling their windows at the start (256 entries at `-c
+/// 64`) waited for the reader 8 to 15 times, ~100 µs each: on 2 busy cores its thread waits that
+/// long for one once woken.
+const CHANNEL_BATCHES: usize = 8;
 
 /// A URL to fetch.
 #[derive(Debug, Clone)]
