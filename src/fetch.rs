@@ -26,6 +26,7 @@ use crate::input::{Expect, Job};
 use crate::mirror::{Mirror, Plan, Target, Validators};
 use crate::record::{Outcome, Page, Recheck, Record};
 use crate::retry;
+use crate::roots;
 use crate::save::{PageFile, WrittenPage};
 use crate::slots::{Slot, Slots};
 
@@ -614,6 +615,7 @@ fn client_builder(options: &FetchOptions) -> anyhow::Result<reqwest::ClientBuild
             .with_context(|| format!("invalid --proxy URL {proxy}"))?;
         builder = builder.proxy(proxy);
     }
+    let mut roots = roots::system().to_vec();
     if let Some(path) = &options.cacert {
         let pem = std::fs::read(path)
             .with_context(|| format!("cannot read --cacert {}", path.display()))?;
@@ -621,9 +623,9 @@ fn client_builder(options: &FetchOptions) -> anyhow::Result<reqwest::ClientBuild
             .ok()
             .filter(|certs| !certs.is_empty())
             .with_context(|| format!("no PEM certificate in {}", path.display()))?;
-        builder = builder.tls_certs_merge(certs);
+        roots.extend(certs);
     }
-    Ok(builder)
+    Ok(builder.tls_certs_only(roots))
 }
 
 /// Under `--out-dir`: puts a fetched page's file in place (or keeps the previous copy) and says

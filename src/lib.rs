@@ -25,6 +25,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod retry;
+pub mod roots;
 pub mod run;
 pub mod sanitize;
 pub mod save;

@@ -21,6 +21,9 @@ fn main() -> std::process::ExitCode {
     {
         eprintln!("scrape: {warning}");
     }
+    if let Some(warning) = scrape::roots::missing(&config.fetch) {
+        eprintln!("scrape: {warning}");
+    }
     let runtime = match scrape::shard::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -155,3 +155,46 @@ fn an_expired_certificate_is_named_as_such() {
     );
     assert_eq!(out.record()["error"], "tls: certificate expired");
 }
+
+#[test]
+fn without_system_authorities_a_run_warns_and_trusts_its_cacert_alone() {
+    // A minimal container has no CA bundle: plain HTTP still works, https needs --cacert.
+    let authority = Authority::new();
+    let secure = TestServer::start_tls(&authority.leaf(&["127.0.0.1"]));
+    let plain = TestServer::start();
+    let urls = [secure.url("/page/secure"), plain.url("/page/plain")];
+    let file = crate::support::list(&urls);
+    let nowhere = tempfile::tempdir().expect("temp dir");
+    let ca = ca_file(&authority);
+    let without_system_roots = |extra: &[&str]| {
+        let mut cmd = scrape();
+        cmd.env("SSL_CERT_FILE", nowhere.path().join("none.pem"))
+            .env("SSL_CERT_DIR", nowhere.path())
+            .args(["-f", "jsonl", "--no-progress", "--retries", "0"])
+            .args(extra)
+            .arg(file.path());
+        run(cmd)
+    };
+
+    let out = without_system_roots(&[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .lines()
+            .any(|line| line.starts_with("scrape: warning: no CA certificates on this system")),
+        "{}",
+        out.stderr
+    );
+    let records = out.records();
+    assert_eq!(records[&urls[1]]["title"], "Page plain");
+    let error = records[&urls[0]]["error"].as_str().expect("error");
+    assert!(
+        error.starts_with("tls: certificate signed by an unknown issuer"),
+        "{error}"
+    );
+
+    let out = without_system_roots(&["--cacert", &ca.path().display().to_string()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    assert_eq!(out.records()[&urls[0]]["title"], "Page secure");
+}
