@@ -179,16 +179,18 @@ pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
         mirror.close();
     }
     if !quiet {
-        let mut stderr = io::stderr().lock();
+        // Put together first: stderr is unbuffered, and the summary is ~30 pieces.
+        let mut text = Vec::new();
         if let Some(code) = stopped_by {
             let what = if code == ExitCode::Terminated {
                 "terminated"
             } else {
                 "interrupted"
             };
-            let _ = writeln!(stderr, "scrape: {what}; results so far:");
+            let _ = writeln!(text, "scrape: {what}; results so far:");
         }
-        let _ = summary.render(&mut stderr, started.elapsed());
+        let _ = summary.render(&mut text, started.elapsed());
+        let _ = io::stderr().lock().write_all(&text);
     }
     // Gates are judged on a complete run only; a missed one is printed even with -q.
     let mut slo_missed = false;
