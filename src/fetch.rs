@@ -873,10 +873,7 @@ impl HostLimits {
 impl HostUse<'_> {
     /// Waits for the host's turn: one of its slots, if it has a limit of its own.
     async fn turn(&self) -> Option<Slot> {
-        match &self.slots {
-            Some(slots) => Some(slots.acquire(self.shard).await),
-            None => None,
-        }
+        Some(self.slots.as_ref()?.acquire(self.shard).await)
     }
 
     /// The request is about to be sent on its host's `slot` (and a global one): whether it keeps

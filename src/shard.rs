@@ -7,11 +7,12 @@
 //! A run has one shard per core, up to `MAX_SHARDS`: on loopback one thread is CPU-bound on
 //! HTTP, the title/preview pass and (with `--out-dir`) hashing and writing each page. Scenario a
 //! of the lab, 10k pages on 2 cores, medians of 5: 0.81 s with one shard and 0.56 s with two when
-//! saving; 0.30 s and 0.24 s in terminal mode, for 1.5 MB more memory (15.8 -> 17.4 MB) and 2 ms
-//! more at start-up for the second client. The shards share the global and per-host limits
-//! (`slots`) rather than take a fixed share of them each, so a shard whose URLs hang never strands
-//! the other's share; a freed slot goes to the shard holding the fewest, which keeps each shard's
-//! connections in use (before that, a second shard in terminal mode bought no time for 10 MB).
+//! saving; 0.30 s and 0.24 s in terminal mode, for 1.5 MB more memory (15.8 -> 17.4 MB). The
+//! second client costs start-up little since the CA roots are read once (`roots`). The shards
+//! share the global and per-host limits (`slots`) rather than take a fixed share of them each, so
+//! a shard whose URLs hang never strands the other's share; a freed slot goes to the shard holding
+//! the fewest, which keeps each shard's connections in use (before that, a second shard in
+//! terminal mode bought no time for 10 MB).
 //!
 //! Stopping (Ctrl-C, a closed stdout) drops shard 0's window and tells the other shards to stop
 //! taking work; the consumer still takes every event they have sent or are sending, since a page

@@ -168,13 +168,19 @@ mod tests {
     use super::*;
     use futures::FutureExt;
 
+    /// A slot for each of `shards`, in turn.
+    async fn hold(slots: &Arc<Slots>, shards: &[usize]) -> Vec<Slot> {
+        let mut held = Vec::new();
+        for &shard in shards {
+            held.push(slots.acquire(shard).await);
+        }
+        held
+    }
+
     #[tokio::test]
     async fn a_freed_slot_stays_in_its_shard_while_it_holds_no_more_than_the_other() {
         let slots = Slots::new(4, 2);
-        let mut first: Vec<Slot> = Vec::new();
-        for shard in [0, 0, 1, 1] {
-            first.push(slots.acquire(shard).await);
-        }
+        let mut first = hold(&slots, &[0, 0, 1, 1]).await;
         let mut in_0 = std::pin::pin!(slots.acquire(0));
         let mut in_1 = std::pin::pin!(slots.acquire(1));
         assert!((&mut in_0).now_or_never().is_none());
@@ -191,10 +197,7 @@ mod tests {
     async fn a_shard_holding_more_gives_its_freed_slots_to_the_other() {
         let slots = Slots::new(4, 2);
         // Shard 0 came first and took every slot.
-        let mut held: Vec<Slot> = Vec::new();
-        for _ in 0..4 {
-            held.push(slots.acquire(0).await);
-        }
+        let mut held = hold(&slots, &[0; 4]).await;
         let mut in_0 = std::pin::pin!(slots.acquire(0));
         let mut in_1 = std::pin::pin!(slots.acquire(1));
         assert!((&mut in_0).now_or_never().is_none());
@@ -219,17 +222,13 @@ mod tests {
     #[tokio::test]
     async fn a_shard_finds_its_share_kept_however_late_it_comes() {
         let slots = Slots::reserved_evenly(5, 2);
-        let mut first: Vec<Slot> = Vec::new();
-        for _ in 0..3 {
-            first.push(slots.acquire(0).await);
-        }
+        let _first = hold(&slots, &[0; 3]).await;
         let mut fourth = std::pin::pin!(slots.acquire(0));
         assert!(
             (&mut fourth).now_or_never().is_none(),
             "shard 1's two are kept"
         );
-        let late = (slots.acquire(1).await, slots.acquire(1).await);
-        drop(late);
+        drop(hold(&slots, &[1, 1]).await);
         assert!(
             (&mut fourth).now_or_never().is_some(),
             "once taken, shard 1's share is anyone's"
@@ -239,7 +238,7 @@ mod tests {
     #[tokio::test]
     async fn a_shard_that_leaves_gives_its_kept_share_to_the_others() {
         let slots = Slots::reserved_evenly(4, 2);
-        let _first = (slots.acquire(0).await, slots.acquire(0).await);
+        let _first = hold(&slots, &[0, 0]).await;
         let mut third = std::pin::pin!(slots.acquire(0));
         assert!((&mut third).now_or_never().is_none());
         slots.leave(1);
