@@ -31,6 +31,9 @@ pub enum FetchError {
     RedirectLoop(String),
     #[error("redirect to unsupported URL {0}")]
     BadRedirect(String),
+    /// The `Location` of a redirect is not a URL (`http://[::1`), so it cannot be followed.
+    #[error("redirect to an invalid URL {0}")]
+    InvalidRedirect(String),
     #[error("tls: {0}")]
     Tls(String),
     /// Parsing the page for `--select`, `--links` or `--text` took too long (a hostile page).
@@ -68,7 +71,8 @@ impl FetchError {
             FetchError::Dns(_) => ("DNS failure", "DNS failures"),
             FetchError::TooManyRedirects(_)
             | FetchError::RedirectLoop(_)
-            | FetchError::BadRedirect(_) => ("redirect error", "redirect errors"),
+            | FetchError::BadRedirect(_)
+            | FetchError::InvalidRedirect(_) => ("redirect error", "redirect errors"),
             FetchError::Tls(_) => ("TLS error", "TLS errors"),
             FetchError::Save(_) => ("write error", "write errors"),
             FetchError::ParseTimeout(_) => ("parse timeout", "parse timeouts"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use reqwest::header::{
     CONNECTION, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
-    RETRY_AFTER,
+    LOCATION, RETRY_AFTER,
 };
 use reqwest::{Client, Response, redirect};
 use tokio::sync::Semaphore;
@@ -437,6 +437,9 @@ impl Fetcher {
                 .await
                 .map_err(|e| self.classify(&e))?;
         }
+        if let Some(error) = unfollowable_redirect(&response) {
+            return Err(error);
+        }
         let status = response.status().as_u16();
         if retries_left && retry::is_retryable_status(status) {
             let asked = response
@@ -721,6 +724,21 @@ fn redirect_policy(max: usize) -> redirect::Policy {
         }
         attempt.follow()
     })
+}
+
+/// A redirect that came back instead of being followed because its `Location` is no URL (reqwest
+/// hands such a response over as it is): without this the 3xx would pass for the page.
+fn unfollowable_redirect(response: &Response) -> Option<FetchError> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = response.headers().get(LOCATION)?;
+    match std::str::from_utf8(location.as_bytes()).map(|l| response.url().join(l)) {
+        Ok(Ok(_)) => None,
+        _ => Some(FetchError::InvalidRedirect(
+            String::from_utf8_lossy(location.as_bytes()).into_owned(),
+        )),
+    }
 }
 
 /// Carries a redirect failure through reqwest's error chain to `classify`.

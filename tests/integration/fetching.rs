@@ -105,6 +105,7 @@ fn too_many_redirects_and_loops_are_errors_that_say_so() {
             server.url("/redirect/3"),
             server.url("/loop/a"),
             server.url("/to-ftp"),
+            server.url("/to-nowhere"),
         ],
         &["--max-redirects", "2"],
     );
@@ -124,6 +125,10 @@ fn too_many_redirects_and_loops_are_errors_that_say_so() {
         .expect("error")
         .to_string();
     assert!(ftp.contains("ftp://example.com/"), "{ftp}");
+    assert_eq!(
+        records[&server.url("/to-nowhere")]["error"],
+        "redirect to an invalid URL http://[::1/"
+    );
 }
 
 #[test]

@@ -193,6 +193,10 @@ fn router(counters: Arc<Counters>) -> Router {
             "/to-ftp",
             get(|| async { Redirect::temporary("ftp://example.com/") }),
         )
+        .route(
+            "/to-nowhere",
+            get(|| async { Redirect::temporary("http://[::1/") }),
+        )
         .route("/encoded/{encoding}", get(encoded))
         .route(
             "/version",
