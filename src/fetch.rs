@@ -697,13 +697,16 @@ fn describe_tls(error: &rustls::Error) -> String {
     }
 }
 
-/// The key of the per-host limit: host and port, so two servers on one machine are two hosts.
+/// What makes two URLs one host for the per-host limit and the connection bookkeeping: host and
+/// port, so two servers on one machine are two hosts.
+pub fn host_and_port(url: &Url) -> (Option<&str>, Option<u16>) {
+    (url.host_str(), url.port_or_known_default())
+}
+
+/// The key of the per-host limit (see `host_and_port`).
 fn host_key(url: &Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or_default(),
-        url.port_or_known_default().unwrap_or_default()
-    )
+    let (host, port) = host_and_port(url);
+    format!("{}:{}", host.unwrap_or_default(), port.unwrap_or_default())
 }
 
 /// Follows up to `max` redirects to http(s) URLs, and names a loop as such.

@@ -112,7 +112,7 @@ impl SharedInput {
 fn share_len(entries: &[Entry]) -> usize {
     fn host(entry: &Entry) -> Option<(Option<&str>, Option<u16>)> {
         match entry {
-            Entry::Fetch(job) => Some((job.url.host_str(), job.url.port_or_known_default())),
+            Entry::Fetch(job) => Some(crate::fetch::host_and_port(&job.url)),
             _ => None,
         }
     }
